@@ -1,0 +1,127 @@
+"""python -m fmnist_ldm train | sample | evaluate
+
+Bad input ends with one line `error: ...` saying what to do, and exit code 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .config import preset, setup_cpu
+from .data import CLASS_NAMES, DataNotFoundError, parse_class
+from .pipeline import DEFAULTS, MODEL_DIR
+from .weights import WeightsError
+
+
+class UsageError(Exception):
+    pass
+
+
+def _positive_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {v}")
+    return v
+
+
+def _interval(s):
+    if s.lower() == "none":
+        return None
+    try:
+        lo, hi = (int(v) for v in s.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not LO,HI (two timesteps) or 'none'") from None
+    return lo, hi
+
+
+def _check_writable(path: Path, suffixes):
+    if path.suffix not in suffixes:
+        raise UsageError(f"--out must end in {' or '.join(suffixes)}, not {path.name!r}")
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"cannot write {path}: no permission; choose another --out")
+
+
+def cmd_sample(a):
+    out = Path(a.out)
+    _check_writable(out, (".png", ".npz"))
+    try:
+        classes = list(range(10)) if a.cls == "all" else \
+            [10] if a.cls in ("none", "uncond", "unconditional") else [parse_class(a.cls)]
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    from .pipeline import Pipeline
+    pipe = Pipeline.from_pretrained(a.model_dir)
+    labels = [c for c in classes for _ in range(a.n_per_class)]
+    t0 = time.perf_counter()
+    s = pipe.generate(labels, a.sampler, a.steps, a.guidance, a.guidance_interval, a.seed,
+                      progress=len(labels) >= 2000)
+    dt = time.perf_counter() - t0
+    if out.suffix == ".npz":
+        import numpy as np
+        np.savez_compressed(out, images=s.images.numpy(), labels=s.labels.numpy())
+    else:
+        from .viz import save_class_grid
+        save_class_grid(s.images, s.labels, out, ncol=a.n_per_class)
+    print(f"wrote {len(labels)} images to {out} ({dt:.1f} s, {len(labels) / dt:.0f} images/s; "
+          f"{a.sampler}, {a.steps} steps, guidance {a.guidance})")
+
+
+def cmd_train(a):
+    cfg = preset(a.preset, seed=a.seed, out_dir=a.out_dir or preset(a.preset).out_dir,
+                 data_dir=a.data_dir, space=a.space)
+    from .train import train_all
+    t0 = time.perf_counter()
+    timings = train_all(cfg)
+    print(json.dumps({"out_dir": cfg.out_dir, "wall_seconds": round(time.perf_counter() - t0, 1),
+                      **{k: round(v, 1) for k, v in timings.items()}}))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m fmnist_ldm", description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train the VAE and the UNet (resumes from checkpoints)")
+    t.add_argument("--preset", choices=["fast", "full"], default="full")
+    t.add_argument("--out-dir", help="where checkpoints and weights go (default runs/<preset>)")
+    t.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files")
+    t.add_argument("--space", choices=["latent", "pixel"], default="latent")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="generate images from trained weights")
+    s.add_argument("--class", dest="cls", default="all",
+                   help="class name or index 0-9, 'all' (default) or 'none' (unconditional); "
+                        "classes: " + ", ".join(CLASS_NAMES))
+    s.add_argument("--n-per-class", type=_positive_int, default=8)
+    s.add_argument("--steps", type=_positive_int, default=DEFAULTS["steps"])
+    s.add_argument("--sampler", choices=["ddpm", "ddim", "dpmpp2m"], default=DEFAULTS["sampler"])
+    s.add_argument("--guidance", type=float, default=DEFAULTS["guidance"],
+                   help="classifier-free guidance scale (1 = none)")
+    s.add_argument("--guidance-interval", type=_interval, default=DEFAULTS["guidance_interval"],
+                   help="LO,HI: guide only for timesteps in [LO, HI], or 'none' for every step")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default="samples.png", help=".png (labelled grid) or .npz (images, labels)")
+    s.add_argument("--model-dir", default=str(MODEL_DIR))
+    s.set_defaults(func=cmd_sample)
+
+    a = p.parse_args(argv)
+    setup_cpu(a.threads)
+    try:
+        a.func(a)
+    except (UsageError, WeightsError, DataNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

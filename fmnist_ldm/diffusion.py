@@ -1,0 +1,158 @@
+"""Noise schedules, the forward process, training targets, samplers and guidance, by hand.
+
+Notation (Ho et al. 2020): abar_t = prod_{s<=t} (1 - beta_s), t = 0..T-1;
+alpha_t = sqrt(abar_t) (signal), sigma_t = sqrt(1 - abar_t) (noise). Works for any tensor
+shape, so the same code diffuses latents (C x 7 x 7) and pixels (1 x 28 x 28).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+class NoiseSchedule:
+    def __init__(self, kind: str = "cosine", timesteps: int = 1000):
+        T = timesteps
+        if kind == "linear":       # Ho et al. 2020: beta from 1e-4 to 0.02
+            betas = torch.linspace(1e-4, 0.02, T, dtype=torch.float64)
+        elif kind == "cosine":     # Nichol & Dhariwal 2021, eq. 17: abar(t) = f(t)/f(0), beta <= 0.999
+            f = lambda t: math.cos((t / T + 0.008) / 1.008 * math.pi / 2) ** 2
+            betas = torch.tensor([min(1 - f(i + 1) / f(i), 0.999) for i in range(T)], dtype=torch.float64)
+        else:
+            raise ValueError(f"schedule must be 'linear' or 'cosine', not {kind!r}")
+        self.kind, self.T, self.betas = kind, T, betas
+        self.alphas_cumprod = torch.cumprod(1 - betas, 0)           # abar_t, float64
+
+    def _at(self, values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """values[t] (t = -1 means 'clean': abar = 1), shaped to broadcast against `like`."""
+        v = torch.cat([values.new_ones(1), values])[t.long() + 1]
+        return v.to(like.dtype).view(-1, *[1] * (like.dim() - 1))
+
+    def abar(self, t, like):
+        return self._at(self.alphas_cumprod, t, like)
+
+    def snr(self) -> torch.Tensor:
+        """Signal-to-noise ratio abar / (1 - abar) per timestep (Kingma et al. 2021)."""
+        return self.alphas_cumprod / (1 - self.alphas_cumprod)
+
+    # q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)  (Ho et al. eq. 4)
+    def q_sample(self, x0, t, noise):
+        a = self.abar(t, x0)
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+    def target(self, x0, noise, t, prediction: str):
+        """What the network learns: eps, or v = alpha_t eps - sigma_t x0 (Salimans & Ho 2022)."""
+        if prediction == "eps":
+            return noise
+        a = self.abar(t, x0)
+        return a.sqrt() * noise - (1 - a).sqrt() * x0
+
+    def split(self, out, x_t, t, prediction: str):
+        """Network output -> (x0_hat, eps_hat), inverting the two equations above."""
+        a = self.abar(t, x_t)
+        if prediction == "eps":
+            eps = out
+            x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+        else:
+            x0 = a.sqrt() * x_t - (1 - a).sqrt() * out
+            eps = (1 - a).sqrt() * x_t + a.sqrt() * out
+        return x0, eps
+
+    def timesteps(self, steps: int, t_start: int | None = None) -> list[int]:
+        """`steps` timesteps from t_start (default T-1) down, evenly spaced, ending at -1 (clean).
+        For t_start = T-1 these are diffusers' "trailing" timesteps (Lin et al. 2024)."""
+        t_start = self.T - 1 if t_start is None else t_start
+        if steps < 1 or steps > t_start + 1:
+            raise ValueError(f"steps must be between 1 and {t_start + 1}, not {steps}")
+        ts = torch.round(torch.arange(t_start + 1, 0, -(t_start + 1) / steps)).long() - 1
+        return ts.tolist() + [-1]
+
+
+def training_loss(model, schedule: NoiseSchedule, x0, y, prediction: str, p_uncond: float,
+                  num_classes: int, generator=None):
+    """Ho et al. Algorithm 1 with label dropout: with probability p_uncond the class becomes the
+    null class, so the one network learns both p(x|y) and p(x) (classifier-free guidance)."""
+    b = x0.shape[0]
+    t = torch.randint(0, schedule.T, (b,), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    drop = torch.rand(b, generator=generator) < p_uncond
+    y = torch.where(drop, torch.full_like(y, num_classes), y)
+    out = model(schedule.q_sample(x0, t, noise), t, y)
+    return F.mse_loss(out.float(), schedule.target(x0, noise, t, prediction))
+
+
+def guided_denoiser(model, schedule, prediction, y, guidance: float = 1.0,
+                    interval: tuple[int, int] | None = None, null_class: int = 10) -> Callable:
+    """(x_t, t) -> (x0_hat, eps_hat) with classifier-free guidance (Ho & Salimans 2022):
+    out = out_uncond + w * (out_cond - out_uncond). Guidance is linear in the output, so guiding
+    eps or v is the same. Outside `interval` (t_lo, t_hi) it is skipped, which saves the second
+    evaluation and keeps diversity (Kynkaenniemi et al. 2024, "guidance in a limited interval")."""
+    null = torch.full_like(y, null_class)
+
+    def denoise(x, t: int):
+        tt = torch.full((x.shape[0],), t, dtype=torch.long)
+        use = guidance != 1.0 and (interval is None or interval[0] <= t <= interval[1])
+        if use and (y != null).any():
+            both = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([y, null]))
+            cond, uncond = both.float().chunk(2)
+            out = uncond + guidance * (cond - uncond)
+        else:
+            out = model(x, tt, y).float()
+        return schedule.split(out, x, tt, prediction)
+    return denoise
+
+
+def _noise_like(x, generator):
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype)
+
+
+@torch.no_grad()
+def sample(denoise, schedule: NoiseSchedule, x, sampler: str = "dpmpp2m", steps: int = 20,
+           eta: float = 0.0, t_start: int | None = None, generator=None, return_trajectory=False):
+    """Run a reverse process from x (pure noise at t_start, or a noised image) to t = -1.
+
+    sampler: "ddpm" (ancestral, Ho et al. Algorithm 2; every timestep, so steps = t_start + 1),
+             "ddim" (Song et al. 2021 eq. 12; any step count, eta = 0 deterministic, 1 = DDPM-like),
+             "dpmpp2m" (DPM-Solver++(2M), Lu et al. 2022 Algorithm 2: second order, few steps).
+    Returns the final x, and with return_trajectory a dict with "t" (the timesteps visited),
+    "x" (the states, [S+1, B, ...]) and "x0" (the clean predictions along the way, [S, B, ...]).
+    """
+    if sampler == "ddpm":
+        steps, eta = (schedule.T if t_start is None else t_start + 1), 1.0
+    elif sampler not in ("ddim", "dpmpp2m"):
+        raise ValueError(f"sampler must be 'ddpm', 'ddim' or 'dpmpp2m', not {sampler!r}")
+    ts = schedule.timesteps(steps, t_start)
+    xs, x0s, prev_x0, prev_h = [x], [], None, None
+    ac = schedule.alphas_cumprod
+    abar = lambda t: float(ac[t]) if t >= 0 else 1.0
+    for t, t_next in zip(ts[:-1], ts[1:]):
+        x0, eps = denoise(x, t)
+        a, a_next = abar(t), abar(t_next)
+        if sampler == "dpmpp2m":
+            if t_next < 0:                      # last step: lower order, straight to x0
+                x = x0
+            else:
+                # lambda = log(alpha / sigma); x_next = (s_next/s) x - alpha_next (e^{-h} - 1) D
+                lam = lambda a_: 0.5 * math.log(a_ / (1 - a_))
+                h = lam(a_next) - lam(a)
+                if prev_x0 is None:             # first step: first order (= DDIM)
+                    d = x0
+                else:                           # D = (1 + 1/2r) x0_i - 1/2r x0_{i-1}, r = h_prev / h
+                    r = prev_h / h
+                    d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * prev_x0
+                x = math.sqrt((1 - a_next) / (1 - a)) * x - math.sqrt(a_next) * math.expm1(-h) * d
+                prev_x0, prev_h = x0, h
+        else:
+            # DDIM: x_next = sqrt(abar_next) x0 + sqrt(1 - abar_next - s^2) eps + s z,
+            # s = eta sqrt((1 - abar_next)/(1 - abar)) sqrt(1 - abar/abar_next)
+            s = eta * math.sqrt((1 - a_next) / (1 - a) * (1 - a / a_next))
+            noise = _noise_like(x, generator) if eta > 0 else 0.0
+            x = math.sqrt(a_next) * x0 + math.sqrt(max(1 - a_next - s * s, 0.0)) * eps + s * noise
+        if return_trajectory:
+            xs.append(x), x0s.append(x0)
+    if return_trajectory:
+        return x, {"t": ts, "x": torch.stack(xs), "x0": torch.stack(x0s)}
+    return x

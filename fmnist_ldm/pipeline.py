@@ -1,0 +1,98 @@
+"""One object that loads trained weights and turns (classes, sampler, steps, guidance, seed)
+into images, optionally with the whole denoising trajectory. The CLI, the notebooks, the
+benchmarks and the tests all sample through it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import autocast
+from .data import to_uint8
+from .diffusion import NoiseSchedule, guided_denoiser, sample
+from .weights import load_model
+
+MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
+
+# The settings we recommend (measured in benchmarks/; see the README's results table).
+DEFAULTS = dict(sampler="dpmpp2m", steps=20, guidance=2.0, guidance_interval=(200, 800))
+
+
+@dataclass
+class Samples:
+    images: torch.Tensor           # uint8 [N, 28, 28]
+    labels: torch.Tensor           # int64 [N]; 10 = unconditional
+    trajectory: dict | None = None  # "t", "x" (states) and "x0" (predictions), decoded on request
+
+
+class Pipeline:
+    def __init__(self, unet, cfg, vae=None):
+        self.unet, self.cfg, self.vae = unet, cfg, vae
+        self.schedule = NoiseSchedule(cfg.schedule, cfg.timesteps)
+        self.shape = (cfg.latent_channels, 7, 7) if cfg.space == "latent" else (1, 28, 28)
+        # channels_last makes oneDNN's convolutions faster on this size of tensor
+        for m in (self.unet, self.vae):
+            if m is not None:
+                m.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def from_pretrained(cls, model_dir=MODEL_DIR, unet_file: str = "unet.safetensors"):
+        model_dir = Path(model_dir)
+        unet, cfg = load_model(model_dir / unet_file, "unet")
+        vae = load_model(model_dir / "vae.safetensors", "vae")[0] if cfg.space == "latent" else None
+        return cls(unet, cfg, vae)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Model-space tensor -> float image in [-1, 1]: latents are unscaled and decoded."""
+        if self.vae is None:
+            return z.float().clamp(-1, 1)
+        with autocast(self.cfg.bf16):
+            return self.vae.decode(z / self.vae.scale).float().clamp(-1, 1)
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """float [N,1,28,28] in [-1,1] -> what the UNet diffuses (scaled posterior mean for latents)."""
+        if self.vae is None:
+            return images
+        with autocast(self.cfg.bf16):
+            return self.vae.encode(images)[0].float() * self.vae.scale
+
+    @torch.no_grad()
+    def generate(self, labels, sampler=DEFAULTS["sampler"], steps=DEFAULTS["steps"],
+                 guidance=DEFAULTS["guidance"], guidance_interval=DEFAULTS["guidance_interval"],
+                 seed: int = 0, eta: float = 0.0, batch_size: int = 250, x_start=None,
+                 t_start: int | None = None, return_trajectory: bool = False,
+                 progress: bool = False) -> Samples:
+        """labels: class per image (0-9, or 10 for unconditional). With x_start/t_start, start from
+        a given (e.g. noised real) state at timestep t_start instead of pure noise at T-1."""
+        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        gen = torch.Generator().manual_seed(seed)
+        noise = torch.randn((len(labels), *self.shape), generator=gen)   # drawn once: seed -> images
+        start = noise if x_start is None else x_start
+        images, trajs = [], []
+        chunks = range(0, len(labels), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+            chunks = tqdm(chunks, desc="sampling")
+        for i in chunks:
+            y = labels[i:i + batch_size]
+            x = start[i:i + batch_size].contiguous(memory_format=torch.channels_last) \
+                if start.dim() == 4 else start[i:i + batch_size]
+            denoise = guided_denoiser(self._model, self.schedule, self.cfg.prediction, y, guidance,
+                                      guidance_interval)
+            out = sample(denoise, self.schedule, x, sampler, steps, eta, t_start, gen, return_trajectory)
+            if return_trajectory:
+                out, traj = out
+                trajs.append(traj)
+            images.append(to_uint8(self.decode(out)))
+        traj = None
+        if return_trajectory:
+            traj = {"t": trajs[0]["t"], "x": torch.cat([t["x"] for t in trajs], 1),
+                    "x0": torch.cat([t["x0"] for t in trajs], 1)}
+        return Samples(torch.cat(images), labels, traj)
+
+    def _model(self, x, t, y):
+        with autocast(self.cfg.bf16):
+            return self.unet(x, t, y)

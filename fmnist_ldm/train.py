@@ -1,0 +1,145 @@
+"""Training loops: AdamW, EMA weights (torch.optim.swa_utils), bf16 autocast, tqdm, and atomic
+checkpoints holding model, optimiser, EMA, step, loss history and config, so that a run
+stopped at any moment resumes exactly where it stopped (data order and noise are functions of
+(seed, step), not of how often the process was restarted)."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch.optim.swa_utils import AveragedModel
+from tqdm.auto import tqdm
+
+from .config import Config, autocast
+from .data import LatentDataset, load_fashion_mnist, to_model_range
+from .diffusion import NoiseSchedule, training_loss
+from .weights import build_unet, build_vae, save_weights
+
+
+def atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)          # atomic on POSIX: the old checkpoint or the new, never half
+
+
+def ema_with_warmup(decay: float):
+    """EMA update avg <- d avg + (1 - d) p, with d = min(decay, (1 + n) / (10 + n)) so that short
+    runs are not dominated by the random initial weights (the warm-up diffusers uses)."""
+    def update(avg_params, params, n):
+        d = min(decay, (1 + int(n)) / (10 + int(n)))
+        torch._foreach_lerp_(avg_params, params, 1 - d)
+    return update
+
+
+def warmup_cosine(warmup: int, total: int):
+    return lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0)))
+
+
+def fit(model, step_loss, n_items: int, epochs: int, batch_size: int, lr: float, cfg: Config,
+        ckpt_path: Path, desc: str, weight_decay: float = 0.0):
+    """Generic loop. step_loss(indices, generator) -> scalar loss. Returns (ema model, history)."""
+    steps_per_epoch = n_items // batch_size
+    total = epochs * steps_per_epoch
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.warmup_steps, total))
+    ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True)
+    step, history, elapsed = 0, [], 0.0
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ck["config"] != cfg.to_dict():
+            raise ValueError(f"{ckpt_path} was written with another config; delete it or use "
+                             "another out_dir to start afresh")
+        model.load_state_dict(ck["model"]), ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"]), sched.load_state_dict(ck["sched"])
+        step, history, elapsed = ck["step"], ck["history"], ck["elapsed"]
+    save = lambda: atomic_save({"model": model.state_dict(), "ema": ema.state_dict(),
+                                "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
+                                "history": history, "elapsed": elapsed, "config": cfg.to_dict()}, ckpt_path)
+    model.train()
+    bar = tqdm(total=total, initial=step, desc=desc, mininterval=2)
+    t0 = time.perf_counter() - elapsed
+    while step < total:
+        epoch, i = divmod(step, steps_per_epoch)
+        order = torch.randperm(n_items, generator=torch.Generator().manual_seed(cfg.seed * 10_007 + epoch))
+        idx = order[i * batch_size:(i + 1) * batch_size]
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        with autocast(cfg.bf16):
+            loss = step_loss(idx, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step(), sched.step(), ema.update_parameters(model)
+        step += 1
+        history.append(loss.item())
+        bar.update(1)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{sum(history[-50:]) / 50:.4f}")
+        elapsed = time.perf_counter() - t0
+        if step % cfg.checkpoint_every == 0 or step == total:
+            save()
+    bar.close()
+    return ema.module.eval(), {"loss": history, "seconds": elapsed}
+
+
+def train_vae(cfg: Config, images: torch.Tensor):
+    """images: float [N,1,28,28] in [-1,1]. Returns (EMA VAE with its latent scale set, history)."""
+    torch.manual_seed(cfg.seed)
+    vae = build_vae(cfg)
+    loss = lambda idx, gen: vae.loss(images[idx], cfg.vae_kl_weight, gen)[0]
+    vae, hist = fit(vae, loss, len(images), cfg.vae_epochs, cfg.vae_batch_size, cfg.vae_lr, cfg,
+                    Path(cfg.out_dir) / "vae.ckpt", "VAE")
+    mean, std = encode(vae, images, cfg)
+    z = mean + std * torch.randn(mean.shape, generator=torch.Generator().manual_seed(cfg.seed))
+    vae.scale.fill_(1.0 / z.std().item())    # unit-variance latents for the diffusion model
+    return vae, hist
+
+
+@torch.no_grad()
+def encode(vae, images: torch.Tensor, cfg: Config, batch: int = 1000):
+    """Posterior (mean, std) of every image, in batches."""
+    means, stds = [], []
+    with autocast(cfg.bf16):
+        for i in range(0, len(images), batch):
+            m, logvar = vae.encode(images[i:i + batch])
+            means.append(m.float()), stds.append(torch.exp(0.5 * logvar.float()))
+    return torch.cat(means), torch.cat(stds)
+
+
+def train_unet(cfg: Config, data: LatentDataset):
+    torch.manual_seed(cfg.seed + 1)
+    unet = build_unet(cfg)
+    schedule = NoiseSchedule(cfg.schedule, cfg.timesteps)
+
+    def loss(idx, gen):
+        x0, y = data.batch(idx, gen)
+        return training_loss(unet, schedule, x0, y, cfg.prediction, cfg.p_uncond, 10, gen)
+    return fit(unet, loss, len(data), cfg.unet_epochs, cfg.batch_size, cfg.lr, cfg,
+               Path(cfg.out_dir) / f"unet_{cfg.space}.ckpt", f"UNet ({cfg.space})", cfg.weight_decay)
+
+
+def train_all(cfg: Config):
+    """VAE, then latents encoded once, then the UNet; exports EMA weights to cfg.out_dir.
+    Each stage resumes from its checkpoint; a finished stage is loaded, not redone."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    images, labels = load_fashion_mnist("train", cfg.data_dir)
+    x = to_model_range(images)
+    timings = {}
+    if cfg.space == "latent":
+        vae, hist = train_vae(cfg, x)
+        timings["vae_seconds"] = hist["seconds"]
+        save_weights(vae, out / "vae.safetensors", "vae", cfg, loss=hist["loss"][::10],
+                     seconds=hist["seconds"])
+        t0 = time.perf_counter()
+        mean, std = encode(vae, x, cfg)
+        timings["encode_seconds"] = time.perf_counter() - t0
+        data = LatentDataset(mean, std, labels, vae.scale.item())
+    else:
+        data = LatentDataset(x, None, labels, 1.0)
+    unet, hist = train_unet(cfg, data)
+    timings["unet_seconds"] = hist["seconds"]
+    save_weights(unet, out / f"unet_{cfg.space}.safetensors" if cfg.space == "pixel" else out / "unet.safetensors",
+                 "unet", cfg, loss=hist["loss"][::10], **timings)
+    return timings

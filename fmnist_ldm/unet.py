@@ -1,0 +1,143 @@
+"""The denoiser: a small UNet (Ronneberger et al. 2015, in the form of Ho et al. 2020 and
+Dhariwal & Nichol 2021) over latents (C x 7 x 7) or pixels (1 x 28 x 28).
+
+Resolution goes down and back up (7 -> 4 -> 7 for latents) with skip connections; the
+timestep enters every residual block; the class enters through cross-attention to a few
+learned tokens per class, or (the measured alternative) by adding a class embedding to the
+timestep embedding. Class index `num_classes` is the learned null class used for
+classifier-free guidance (Ho & Salimans 2022).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .vae import norm
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """Sinusoidal embedding (Vaswani et al. 2017, used by Ho et al. 2020):
+    emb[2i] = cos(t / P^(i/half)), emb[2i+1]... stored as [cos | sin] halves."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class ResBlock(nn.Module):
+    """GN-SiLU-conv, add the (time [+ class]) embedding per channel, GN-SiLU-conv, plus skip."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int):
+        super().__init__()
+        self.in_layers = nn.Sequential(norm(c_in), nn.SiLU(), nn.Conv2d(c_in, c_out, 3, padding=1))
+        self.emb = nn.Sequential(nn.SiLU(), nn.Linear(emb_dim, c_out))
+        self.out_layers = nn.Sequential(norm(c_out), nn.SiLU(), nn.Conv2d(c_out, c_out, 3, padding=1))
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x, emb):
+        h = self.in_layers(x) + self.emb(emb)[:, :, None, None]
+        return self.skip(x) + self.out_layers(h)
+
+
+class Attention(nn.Module):
+    """softmax(Q K^T / sqrt(d)) V with queries from the feature map. Keys and values come from
+    the feature map itself (self-attention) or from `context` tokens (cross-attention)."""
+
+    def __init__(self, c: int, context_dim: int | None = None, heads: int = 4):
+        super().__init__()
+        self.heads, self.norm = heads, norm(c)
+        self.q = nn.Linear(c, c)
+        self.kv = nn.Linear(context_dim or c, 2 * c)
+        self.out = nn.Linear(c, c)
+
+    def forward(self, x, context=None):
+        b, c, h, w = x.shape
+        tokens = self.norm(x).flatten(2).transpose(1, 2)               # [B, HW, C]
+        src = tokens if context is None else context                    # [B, K, C_ctx]
+        split = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+        q, (k, v) = split(self.q(tokens)), map(split, self.kv(src).chunk(2, dim=-1))
+        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)
+        return x + self.out(out).transpose(1, 2).reshape(b, c, h, w)
+
+
+class Level(nn.Module):
+    """One residual block, then optional self-attention and cross-attention to the class tokens."""
+
+    def __init__(self, c_in, c_out, emb_dim, attention: bool, context_dim: int | None):
+        super().__init__()
+        self.res = ResBlock(c_in, c_out, emb_dim)
+        self.attn = Attention(c_out) if attention else None
+        self.xattn = Attention(c_out, context_dim) if attention and context_dim else None
+
+    def forward(self, x, emb, context):
+        x = self.res(x, emb)
+        if self.attn is not None:
+            x = self.attn(x)
+        if self.xattn is not None:
+            x = self.xattn(x, context)
+        return x
+
+
+class UNet(nn.Module):
+    def __init__(self, in_channels=4, channels=(64, 128), blocks=1, attention=(False, True),
+                 num_classes=10, conditioning="cross_attention", class_tokens=4):
+        super().__init__()
+        if conditioning not in ("cross_attention", "time_embedding"):
+            raise ValueError(f"conditioning must be 'cross_attention' or 'time_embedding', not {conditioning!r}")
+        self.num_classes, self.conditioning = num_classes, conditioning
+        self.base, emb_dim = channels[0], 4 * channels[0]
+        self.time_mlp = nn.Sequential(nn.Linear(self.base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        ctx_dim = None
+        if conditioning == "cross_attention":
+            # K tokens per class (+ the null class): softmax over one token would be the constant 1,
+            # i.e. a bias; over K tokens each position chooses what part of the class to read.
+            ctx_dim, self.class_tokens = channels[-1], class_tokens
+            self.class_emb = nn.Embedding(num_classes + 1, class_tokens * ctx_dim)
+        else:
+            self.class_emb = nn.Embedding(num_classes + 1, emb_dim)
+
+        self.conv_in = nn.Conv2d(in_channels, channels[0], 3, padding=1)
+        self.down, skips, c = nn.ModuleList(), [channels[0]], channels[0]
+        for i, c_out in enumerate(channels):
+            for _ in range(blocks):
+                self.down.append(Level(c, c_out, emb_dim, attention[i], ctx_dim))
+                c = c_out
+                skips.append(c)
+            if i < len(channels) - 1:
+                self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))   # 7 -> 4, 28 -> 14
+                skips.append(c)
+        self.mid = nn.ModuleList([Level(c, c, emb_dim, True, ctx_dim), Level(c, c, emb_dim, False, None)])
+        self.up = nn.ModuleList()
+        for i in reversed(range(len(channels))):
+            for _ in range(blocks + 1):
+                self.up.append(Level(c + skips.pop(), channels[i], emb_dim, attention[i], ctx_dim))
+                c = channels[i]
+            if i > 0:
+                self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))  # cropped to the skip's size
+        self.out = nn.Sequential(norm(c), nn.SiLU(), nn.Conv2d(c, in_channels, 3, padding=1))
+        nn.init.zeros_(self.out[-1].weight), nn.init.zeros_(self.out[-1].bias)
+
+    def forward(self, x, t, y):
+        """x: noisy input [B,C,H,W]; t: timesteps [B] in 0..T-1; y: classes [B], num_classes = null."""
+        emb = self.time_mlp(timestep_embedding(t, self.base).to(x.dtype))
+        context = None
+        if self.conditioning == "cross_attention":
+            context = self.class_emb(y).unflatten(-1, (self.class_tokens, -1))
+        else:
+            emb = emb + self.class_emb(y)
+        h, hs = self.conv_in(x), []
+        hs.append(h)
+        for layer in self.down:
+            h = layer(h, emb, context) if isinstance(layer, Level) else layer(h)
+            hs.append(h)
+        for layer in self.mid:
+            h = layer(h, emb, context)
+        for layer in self.up:
+            if isinstance(layer, Level):
+                h = layer(torch.cat([h, hs.pop()], dim=1), emb, context)
+            else:  # nearest upsample, cropped so that 4 -> 8 -> 7 matches the skip
+                h = layer(h)[..., : hs[-1].shape[-2], : hs[-1].shape[-1]]
+        return self.out(h)

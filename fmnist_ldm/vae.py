@@ -1,0 +1,102 @@
+"""The KL-regularised autoencoder: 1x28x28 image <-> C x 7 x 7 latent (Kingma & Welling 2014;
+the "first stage" of Rombach et al. 2022). GroupNorm, SiLU and channel attention throughout.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def norm(c: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(8, c // 4), c)
+
+
+class ChannelAttention(nn.Module):
+    """Squeeze-and-excitation (Hu et al. 2018): reweight channels by a gate of their global mean."""
+
+    def __init__(self, c: int, reduction: int = 4):
+        super().__init__()
+        self.gate = nn.Sequential(nn.Linear(c, c // reduction), nn.SiLU(), nn.Linear(c // reduction, c))
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.gate(x.mean((2, 3))))[:, :, None, None]
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.body = nn.Sequential(norm(c_in), nn.SiLU(), nn.Conv2d(c_in, c_out, 3, padding=1),
+                                  norm(c_out), nn.SiLU(), nn.Conv2d(c_out, c_out, 3, padding=1))
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x):
+        return self.skip(x) + self.body(x)
+
+
+class Encoder(nn.Module):
+    def __init__(self, channels=(32, 64, 128), latent_channels=4):
+        super().__init__()
+        layers = [nn.Conv2d(1, channels[0], 3, padding=1)]
+        for i, c in enumerate(channels):
+            layers.append(ResBlock(channels[max(i - 1, 0)], c))
+            if i < len(channels) - 1:                      # 28 -> 14 -> 7
+                layers.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+        layers += [ChannelAttention(channels[-1]), norm(channels[-1]), nn.SiLU(),
+                   nn.Conv2d(channels[-1], 2 * latent_channels, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        mean, logvar = self.net(x).chunk(2, dim=1)
+        return mean, logvar.clamp(-30, 20)
+
+
+class Decoder(nn.Module):
+    def __init__(self, channels=(32, 64, 128), latent_channels=4):
+        super().__init__()
+        rev = channels[::-1]
+        layers = [nn.Conv2d(latent_channels, rev[0], 3, padding=1), ChannelAttention(rev[0])]
+        for i, c in enumerate(rev):
+            layers.append(ResBlock(rev[max(i - 1, 0)], c))
+            if i < len(rev) - 1:                           # 7 -> 14 -> 28
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)]
+        layers += [norm(rev[-1]), nn.SiLU(), nn.Conv2d(rev[-1], 1, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class VAE(nn.Module):
+    def __init__(self, channels=(32, 64, 128), latent_channels=4):
+        super().__init__()
+        self.encoder = Encoder(channels, latent_channels)
+        self.decoder = Decoder(channels, latent_channels)
+        # 1/std of the training latents, set from data after training (Rombach et al. sec. 4.3.2):
+        # it gives the diffusion model unit-variance inputs, whatever the KL weight did to the scale.
+        self.register_buffer("scale", torch.tensor(1.0))
+
+    def encode(self, x):
+        """x in [-1,1], [N,1,28,28] -> posterior (mean, logvar), each [N,C,7,7]."""
+        return self.encoder(x)
+
+    def decode(self, z):
+        """Unscaled latent [N,C,7,7] -> image [N,1,28,28] (roughly [-1,1]; clip before display)."""
+        return self.decoder(z)
+
+    def forward(self, x, generator=None):
+        mean, logvar = self.encode(x)
+        # reparameterisation trick: z = mu + sigma * eps, eps ~ N(0, I)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator)
+        return self.decode(z), mean, logvar
+
+    @staticmethod
+    def kl(mean, logvar):
+        # KL(N(mu, sigma^2) || N(0, 1)) = 1/2 * sum(mu^2 + sigma^2 - 1 - log sigma^2), per image
+        return 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).flatten(1).sum(1).mean()
+
+    def loss(self, x, kl_weight: float, generator=None):
+        recon, mean, logvar = self(x, generator)
+        rec = F.l1_loss(recon.float(), x) + F.mse_loss(recon.float(), x)
+        kl = self.kl(mean.float(), logvar.float())
+        return rec + kl_weight * kl, {"rec": rec.item(), "kl": kl.item()}
