@@ -23,12 +23,12 @@ class Config:
     vae_channels: tuple = (32, 64, 128)  # width at 28x28, 14x14, 7x7
     latent_channels: int = 4             # C of the C x 7 x 7 latent
     vae_kl_weight: float = 1e-5          # small KL keeps the latent smooth without blurring images
-    vae_epochs: int = 8                  # passes over the 60k training images
+    vae_epochs: int = 5                  # passes over the 60k training images
     vae_batch_size: int = 128
     vae_lr: float = 2e-3
     # --- denoiser UNet ---
     space: str = "latent"                # "latent" (LDM) or "pixel" (diffuse the 1x28x28 image itself)
-    unet_channels: tuple = (64, 128)     # width per resolution level (7x7, 4x4 for latents)
+    unet_channels: tuple = (48, 96)      # width per resolution level (7x7, 4x4 for latents)
     unet_blocks: int = 1                 # residual blocks per level on the way down (one more on the way up)
     unet_attention: tuple = (False, True)  # self-attention at each level (it is cheap at 4x4)
     conditioning: str = "cross_attention"  # "cross_attention" (to class tokens) or "time_embedding"
@@ -39,7 +39,7 @@ class Config:
     schedule: str = "cosine"             # "linear" (Ho et al.) or "cosine" (Nichol & Dhariwal)
     prediction: str = "v"                # "eps" or "v" (Salimans & Ho): what the UNet predicts
     # --- UNet training ---
-    unet_epochs: int = 40
+    unet_epochs: int = 30
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.0

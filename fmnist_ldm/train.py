@@ -84,7 +84,8 @@ def fit(model, step_loss, n_items: int, epochs: int, batch_size: int, lr: float,
 
 
 def train_vae(cfg: Config, images: torch.Tensor):
-    """images: float [N,1,28,28] in [-1,1]. Returns (EMA VAE with its latent scale set, history)."""
+    """images: float [N,1,28,28] in [-1,1]. Returns the EMA VAE with its latent scale set, its
+    history, and the posterior (mean, std) of every image (the UNet's training data)."""
     torch.manual_seed(cfg.seed)
     vae = build_vae(cfg)
     loss = lambda idx, gen: vae.loss(images[idx], cfg.vae_kl_weight, gen)[0]
@@ -93,7 +94,7 @@ def train_vae(cfg: Config, images: torch.Tensor):
     mean, std = encode(vae, images, cfg)
     z = mean + std * torch.randn(mean.shape, generator=torch.Generator().manual_seed(cfg.seed))
     vae.scale.fill_(1.0 / z.std().item())    # unit-variance latents for the diffusion model
-    return vae, hist
+    return vae, hist, (mean, std)
 
 
 @torch.no_grad()
@@ -128,13 +129,12 @@ def train_all(cfg: Config):
     x = to_model_range(images)
     timings = {}
     if cfg.space == "latent":
-        vae, hist = train_vae(cfg, x)
+        t0 = time.perf_counter()
+        vae, hist, (mean, std) = train_vae(cfg, x)
         timings["vae_seconds"] = hist["seconds"]
+        timings["encode_seconds"] = time.perf_counter() - t0 - hist["seconds"]
         save_weights(vae, out / "vae.safetensors", "vae", cfg, loss=hist["loss"][::10],
                      seconds=hist["seconds"])
-        t0 = time.perf_counter()
-        mean, std = encode(vae, x, cfg)
-        timings["encode_seconds"] = time.perf_counter() - t0
         data = LatentDataset(mean, std, labels, vae.scale.item())
     else:
         data = LatentDataset(x, None, labels, 1.0)
