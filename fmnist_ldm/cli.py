@@ -1,4 +1,4 @@
-"""python -m fmnist_ldm train | sample | evaluate
+"""python -m fmnist_ldm train | sample | evaluate | train-judge
 
 Bad input ends with one line `error: ...` saying what to do, and exit code 2."""
 from __future__ import annotations
@@ -113,6 +113,9 @@ def main(argv=None):
     s.add_argument("--out", default="samples.png", help=".png (labelled grid) or .npz (images, labels)")
     s.add_argument("--model-dir", default=str(MODEL_DIR))
     s.set_defaults(func=cmd_sample)
+
+    from .evaluate import add_parsers
+    add_parsers(sub, _positive_int, MODEL_DIR, MODEL_DIR / "judge.safetensors")
 
     a = p.parse_args(argv)
     setup_cpu(a.threads)

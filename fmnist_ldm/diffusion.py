@@ -34,6 +34,10 @@ class NoiseSchedule:
     def abar(self, t, like):
         return self._at(self.alphas_cumprod, t, like)
 
+    def abar_at(self, t: int) -> float:
+        """abar_t as a Python float, 1.0 for t = -1 (the clean end of every sampler)."""
+        return float(self.alphas_cumprod[t]) if t >= 0 else 1.0
+
     def snr(self) -> torch.Tensor:
         """Signal-to-noise ratio abar / (1 - abar) per timestep (Kingma et al. 2021)."""
         return self.alphas_cumprod / (1 - self.alphas_cumprod)
@@ -109,48 +113,73 @@ def _noise_like(x, generator):
     return torch.randn(x.shape, generator=generator, dtype=x.dtype)
 
 
+def ddpm_step(schedule, x, x0, t, generator):
+    """Ancestral step t -> t-1 (Ho et al. eq. 6-7): sample the posterior q(x_{t-1} | x_t, x0_hat),
+    mean = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0 + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t,
+    variance = beta_tilde = beta_t (1 - abar_{t-1}) / (1 - abar_t)."""
+    a, a_prev = schedule.abar_at(t), schedule.abar_at(t - 1)
+    beta = float(schedule.betas[t])
+    mean = (math.sqrt(a_prev) * beta * x0 + math.sqrt(1 - beta) * (1 - a_prev) * x) / (1 - a)
+    var = beta * (1 - a_prev) / (1 - a)
+    return mean + math.sqrt(var) * _noise_like(x, generator) if t > 0 else mean
+
+
+def ddim_step(schedule, x, x0, eps, t, t_next, eta, generator):
+    """Song et al. 2021 eq. 12: x_next = sqrt(abar') x0 + sqrt(1 - abar' - s^2) eps + s z,
+    s = eta sqrt((1 - abar') / (1 - abar)) sqrt(1 - abar / abar'). eta = 0: deterministic."""
+    a, a_next = schedule.abar_at(t), schedule.abar_at(t_next)
+    s = eta * math.sqrt((1 - a_next) / (1 - a) * (1 - a / a_next))
+    x_next = math.sqrt(a_next) * x0 + math.sqrt(max(1 - a_next - s * s, 0.0)) * eps
+    return x_next + s * _noise_like(x, generator) if s > 0 else x_next
+
+
+def dpmpp2m_step(schedule, x, x0, t, t_next, prev):
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), with lambda = log(alpha / sigma), h the
+    step in lambda and r the ratio of the previous step to this one:
+        D = x0_i                                 on the first step,
+        D = (1 + 1/(2r)) x0_i - 1/(2r) x0_{i-1}  after it (a second-order multistep correction),
+        x_next = (sigma_next / sigma) x - alpha_next (e^{-h} - 1) D.
+    The last step, to sigma = 0, is first order: x_next = x0. `prev` is (x0, h) of the last call."""
+    if t_next < 0:
+        return x0, None
+    lam = lambda a_: 0.5 * math.log(a_ / (1 - a_))
+    a, a_next = schedule.abar_at(t), schedule.abar_at(t_next)
+    h = lam(a_next) - lam(a)
+    if prev is None:
+        d = x0
+    else:
+        r = prev[1] / h
+        d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * prev[0]
+    x_next = math.sqrt((1 - a_next) / (1 - a)) * x - math.sqrt(a_next) * math.expm1(-h) * d
+    return x_next, (x0, h)
+
+
 @torch.no_grad()
 def sample(denoise, schedule: NoiseSchedule, x, sampler: str = "dpmpp2m", steps: int = 20,
            eta: float = 0.0, t_start: int | None = None, generator=None, return_trajectory=False):
     """Run a reverse process from x (pure noise at t_start, or a noised image) to t = -1.
 
-    sampler: "ddpm" (ancestral, Ho et al. Algorithm 2; every timestep, so steps = t_start + 1),
-             "ddim" (Song et al. 2021 eq. 12; any step count, eta = 0 deterministic, 1 = DDPM-like),
-             "dpmpp2m" (DPM-Solver++(2M), Lu et al. 2022 Algorithm 2: second order, few steps).
-    Returns the final x, and with return_trajectory a dict with "t" (the timesteps visited),
+    sampler: "ddpm" (ancestral, every timestep, so `steps` is ignored),
+             "ddim" (any step count; eta = 0 deterministic, eta = 1 DDPM-like),
+             "dpmpp2m" (second order: good images in 10-20 steps).
+    denoise(x, t) -> (x0_hat, eps_hat), e.g. from guided_denoiser.
+    Returns the final x, and with return_trajectory also a dict with "t" (the timesteps visited),
     "x" (the states, [S+1, B, ...]) and "x0" (the clean predictions along the way, [S, B, ...]).
     """
     if sampler == "ddpm":
-        steps, eta = (schedule.T if t_start is None else t_start + 1), 1.0
+        steps = schedule.T if t_start is None else t_start + 1
     elif sampler not in ("ddim", "dpmpp2m"):
         raise ValueError(f"sampler must be 'ddpm', 'ddim' or 'dpmpp2m', not {sampler!r}")
     ts = schedule.timesteps(steps, t_start)
-    xs, x0s, prev_x0, prev_h = [x], [], None, None
-    ac = schedule.alphas_cumprod
-    abar = lambda t: float(ac[t]) if t >= 0 else 1.0
+    xs, x0s, prev = [x], [], None
     for t, t_next in zip(ts[:-1], ts[1:]):
         x0, eps = denoise(x, t)
-        a, a_next = abar(t), abar(t_next)
-        if sampler == "dpmpp2m":
-            if t_next < 0:                      # last step: lower order, straight to x0
-                x = x0
-            else:
-                # lambda = log(alpha / sigma); x_next = (s_next/s) x - alpha_next (e^{-h} - 1) D
-                lam = lambda a_: 0.5 * math.log(a_ / (1 - a_))
-                h = lam(a_next) - lam(a)
-                if prev_x0 is None:             # first step: first order (= DDIM)
-                    d = x0
-                else:                           # D = (1 + 1/2r) x0_i - 1/2r x0_{i-1}, r = h_prev / h
-                    r = prev_h / h
-                    d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * prev_x0
-                x = math.sqrt((1 - a_next) / (1 - a)) * x - math.sqrt(a_next) * math.expm1(-h) * d
-                prev_x0, prev_h = x0, h
+        if sampler == "ddpm":
+            x = ddpm_step(schedule, x, x0, t, generator)
+        elif sampler == "ddim":
+            x = ddim_step(schedule, x, x0, eps, t, t_next, eta, generator)
         else:
-            # DDIM: x_next = sqrt(abar_next) x0 + sqrt(1 - abar_next - s^2) eps + s z,
-            # s = eta sqrt((1 - abar_next)/(1 - abar)) sqrt(1 - abar/abar_next)
-            s = eta * math.sqrt((1 - a_next) / (1 - a) * (1 - a / a_next))
-            noise = _noise_like(x, generator) if eta > 0 else 0.0
-            x = math.sqrt(a_next) * x0 + math.sqrt(max(1 - a_next - s * s, 0.0)) * eps + s * noise
+            x, prev = dpmpp2m_step(schedule, x, x0, t, t_next, prev)
         if return_trajectory:
             xs.append(x), x0s.append(x0)
     if return_trajectory:

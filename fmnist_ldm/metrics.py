@@ -1,0 +1,168 @@
+"""Judging images: a Fashion-MNIST classifier (the "judge"), FID and KID in its penultimate
+feature space (torchmetrics, with the judge as a custom feature extractor), class accuracy of
+class-conditional samples, and the VAE's reconstruction MSE / PSNR / SSIM.
+
+FID is biased by the sample count n, so every FID is reported beside the real-vs-real
+baseline: real train images against real test images, at the same n."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import Config, autocast
+from .data import load_fashion_mnist, to_model_range
+
+JUDGE_FILE = Path(__file__).resolve().parent.parent / "model" / "judge.safetensors"
+
+
+class Judge(nn.Module):
+    """A small VGG-style CNN: 2 x (conv-BN-ReLU x2, max-pool), then 256 features, then 10 logits."""
+
+    num_features = 256   # read by torchmetrics
+
+    def __init__(self):
+        super().__init__()
+        block = lambda i, o: [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()]
+        self.body = nn.Sequential(*block(1, 32), *block(32, 32), nn.MaxPool2d(2),
+                                  *block(32, 64), *block(64, 64), nn.MaxPool2d(2), nn.Flatten(),
+                                  nn.Linear(64 * 7 * 7, 256), nn.BatchNorm1d(256), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(256, 10))
+
+    def features(self, x):
+        """float [N,1,28,28] in [-1,1] -> penultimate features [N,256]."""
+        return self.body(x)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+class JudgeFeatures(nn.Module):
+    """uint8 [N,28,28] -> judge features in float64: the custom extractor torchmetrics calls."""
+
+    num_features = Judge.num_features
+
+    def __init__(self, judge: Judge):
+        super().__init__()
+        self.judge = judge.eval()
+
+    @torch.no_grad()
+    def forward(self, images_uint8):
+        if images_uint8.dim() == 4:                      # torchmetrics' probe passes [1,C,H,W]
+            images_uint8 = images_uint8[:, 0]
+        return self.judge.features(to_model_range(images_uint8.to(torch.uint8))).double()
+
+
+def train_judge(epochs: int = 8, seed: int = 0, data_dir=None, batch_size: int = 128):
+    """Adam on the real training set, with random 2-pixel shifts; returns (judge, test accuracy)."""
+    torch.manual_seed(seed)
+    images, labels = load_fashion_mnist("train", data_dir)
+    x = to_model_range(images)
+    judge = Judge()
+    opt = torch.optim.Adam(judge.parameters(), lr=1e-3)
+    steps = epochs * (len(x) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps)
+    gen = torch.Generator().manual_seed(seed)
+    from tqdm.auto import tqdm
+    bar = tqdm(total=steps, desc="judge", mininterval=2)
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=gen)
+        for i in range(len(x) // batch_size):
+            idx = order[i * batch_size:(i + 1) * batch_size]
+            dx, dy = torch.randint(-2, 3, (2,), generator=gen).tolist()
+            xb = torch.roll(F.pad(x[idx], (2, 2, 2, 2), value=-1), (dy, dx), (2, 3))[..., 2:30, 2:30]
+            with autocast(True):
+                loss = F.cross_entropy(judge(xb).float(), labels[idx])
+            opt.zero_grad(), loss.backward(), opt.step(), sched.step()
+            bar.update(1)
+    bar.close()
+    test_x, test_y = load_fashion_mnist("test", data_dir)
+    return judge.eval(), class_accuracy(judge.eval(), test_x, test_y)["accuracy"]
+
+
+def load_judge(path=JUDGE_FILE) -> Judge:
+    from .weights import WeightsError, read_weights
+    state, _, _ = read_weights(path, "judge")
+    judge = Judge()
+    try:
+        judge.load_state_dict(state)
+    except RuntimeError as e:
+        raise WeightsError(f"{path} does not fit the judge network: {str(e)[:200]}") from None
+    return judge.eval()
+
+
+@torch.no_grad()
+def predict(judge: Judge, images_uint8, batch: int = 2000) -> torch.Tensor:
+    return torch.cat([judge(to_model_range(images_uint8[i:i + batch])).argmax(1)
+                      for i in range(0, len(images_uint8), batch)])
+
+
+def class_accuracy(judge, images_uint8, labels) -> dict:
+    """Fraction of images the judge assigns to the class they were asked for, overall and per class."""
+    pred, labels = predict(judge, images_uint8), torch.as_tensor(labels)
+    hit = (pred == labels).float()
+    per_class = {int(c): round(hit[labels == c].mean().item(), 4) for c in labels.unique()}
+    return {"accuracy": round(hit.mean().item(), 4), "per_class_accuracy": per_class}
+
+
+def fid_kid(real_uint8, fake_uint8, judge) -> dict:
+    """FID (Heusel et al. 2017) and KID (Binkowski et al. 2018) in the judge's feature space."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+    feats = JudgeFeatures(judge)
+    n = min(len(real_uint8), len(fake_uint8))
+    fid = FrechetInceptionDistance(feature=feats, input_img_size=(1, 28, 28))
+    kid = KernelInceptionDistance(feature=feats, subsets=10, subset_size=min(1000, n),
+                                  input_img_size=(1, 28, 28))
+    for metric in (fid, kid):
+        for i in range(0, len(real_uint8), 2000):
+            metric.update(real_uint8[i:i + 2000], real=True)
+        for i in range(0, len(fake_uint8), 2000):
+            metric.update(fake_uint8[i:i + 2000], real=False)
+    kid_mean, kid_std = kid.compute()
+    return {"fid": round(fid.compute().item(), 4), "kid": round(kid_mean.item(), 6),
+            "kid_std": round(kid_std.item(), 6)}
+
+
+def evaluate_samples(images_uint8, labels, judge=None, data_dir=None, seed: int = 0) -> dict:
+    """Everything we report about a set of samples, beside the real-data baseline at the same n.
+    Samples are compared with n real test images; the baseline compares n real train images
+    with the same test images. Labels of 10 (unconditional) are left out of the accuracy."""
+    judge = judge or load_judge()
+    images_uint8, labels = torch.as_tensor(images_uint8), torch.as_tensor(labels)
+    gen = torch.Generator().manual_seed(seed)
+    test_x, _ = load_fashion_mnist("test", data_dir)
+    train_x, _ = load_fashion_mnist("train", data_dir)
+    n = min(len(images_uint8), len(test_x))
+    test = test_x[torch.randperm(len(test_x), generator=gen)[:n]]
+    fake = images_uint8[torch.randperm(len(images_uint8), generator=gen)[:n]]
+    real = train_x[torch.randperm(len(train_x), generator=gen)[:n]]
+    out = {"n": n, **fid_kid(test, fake, judge)}
+    base = fid_kid(test, real, judge)
+    out.update(fid_real_baseline=base["fid"], kid_real_baseline=base["kid"],
+               fid_ratio=round(out["fid"] / base["fid"], 3))
+    cond = labels < 10
+    if cond.any():
+        out.update(class_accuracy(judge, images_uint8[cond], labels[cond]))
+    return out
+
+
+@torch.no_grad()
+def reconstruction_metrics(vae, images_uint8, cfg: Config | None = None, batch: int = 1000) -> dict:
+    """Test-set reconstruction through the posterior mean: MSE and PSNR on [0,1] pixels, SSIM."""
+    from torchmetrics.image import StructuralSimilarityIndexMeasure
+    ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
+    se, count = 0.0, 0
+    for i in range(0, len(images_uint8), batch):
+        x = to_model_range(images_uint8[i:i + batch])
+        with autocast(cfg.bf16 if cfg else True):
+            rec = vae.decode(vae.encode(x)[0]).float().clamp(-1, 1)
+        a, b = (x + 1) / 2, (rec + 1) / 2
+        se += (a - b).pow(2).sum().item()
+        count += a.numel()
+        ssim.update(b, a)
+    mse = se / count
+    return {"mse": round(mse, 6), "psnr": round(10 * torch.log10(torch.tensor(1 / mse)).item(), 2),
+            "ssim": round(ssim.compute().item(), 4)}

@@ -1,0 +1,24 @@
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(int(os.environ.get("FMNIST_THREADS", 0)) or os.cpu_count() or 1)
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    """A config small enough for unit tests (random weights, no data needed)."""
+    from fmnist_ldm.config import preset
+    return preset("fast", vae_channels=(8, 8, 16), unet_channels=(16, 32), out_dir=str(tmp_path / "run"))
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path, tiny_cfg):
+    """A model folder with untrained but valid VAE and UNet weights files."""
+    from fmnist_ldm.weights import build_unet, build_vae, save_weights
+    torch.manual_seed(0)
+    d = tmp_path / "model"
+    save_weights(build_vae(tiny_cfg), d / "vae.safetensors", "vae", tiny_cfg)
+    save_weights(build_unet(tiny_cfg), d / "unet.safetensors", "unet", tiny_cfg)
+    return d

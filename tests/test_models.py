@@ -1,0 +1,49 @@
+import torch
+
+from fmnist_ldm.config import Config, preset
+from fmnist_ldm.unet import UNet, timestep_embedding
+from fmnist_ldm.vae import VAE
+from fmnist_ldm.weights import build_unet
+
+
+def test_vae_shapes_and_kl():
+    vae = VAE((8, 16, 32), latent_channels=4)
+    x = torch.rand(5, 1, 28, 28) * 2 - 1
+    mean, logvar = vae.encode(x)
+    assert mean.shape == logvar.shape == (5, 4, 7, 7)
+    assert vae.decode(mean).shape == (5, 1, 28, 28)
+    assert VAE.kl(torch.zeros(2, 4, 7, 7), torch.zeros(2, 4, 7, 7)).item() == 0.0
+    loss, parts = vae.loss(x, 1e-5)
+    assert loss.ndim == 0 and set(parts) == {"rec", "kl"}
+
+
+def test_timestep_embedding():
+    e = timestep_embedding(torch.tensor([0, 10, 999]), 32)
+    assert e.shape == (3, 32)
+    torch.testing.assert_close(e[0], torch.cat([torch.ones(16), torch.zeros(16)]))
+    assert not torch.allclose(e[1], e[2])
+
+
+def test_unet_latent_and_pixel_shapes():
+    for conditioning in ("cross_attention", "time_embedding"):
+        net = UNet(4, (16, 32), conditioning=conditioning)
+        x = torch.randn(3, 4, 7, 7)
+        assert net(x, torch.tensor([0, 500, 999]), torch.tensor([0, 9, 10])).shape == x.shape
+    pixel = build_unet(preset("fast", space="pixel", unet_channels=(8, 16, 32), unet_attention=(False, False, True)))
+    x = torch.randn(2, 1, 28, 28)
+    assert pixel(x, torch.tensor([1, 2]), torch.tensor([3, 10])).shape == x.shape
+
+
+def test_class_changes_the_output():
+    torch.manual_seed(0)
+    net = UNet(4, (16, 32))
+    for p in net.out.parameters():          # the output conv starts at zero; wake it for the test
+        torch.nn.init.normal_(p, std=0.1)
+    x, t = torch.randn(1, 4, 7, 7).repeat(2, 1, 1, 1), torch.tensor([500, 500])
+    out = net(x, t, torch.tensor([1, 7]))
+    assert not torch.allclose(out[0], out[1])
+
+
+def test_config_round_trip():
+    cfg = preset("full")
+    assert Config.from_dict(cfg.to_dict()) == cfg
