@@ -85,10 +85,17 @@ def cmd_train(a):
                       **{k: round(v, 1) for k, v in timings.items()}}))
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (plus where to look), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m fmnist_ldm", description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="python -m fmnist_ldm", description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores)")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     t = sub.add_parser("train", help="train the VAE and the UNet (resumes from checkpoints)")
     t.add_argument("--preset", choices=["fast", "full"], default="full")

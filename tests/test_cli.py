@@ -1,0 +1,67 @@
+"""The command line: outputs, determinism, and one-line errors with exit code 2."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from fmnist_ldm.cli import main
+from fmnist_ldm.pipeline import MODEL_DIR, Pipeline
+
+
+def run_cli(capsys, *argv):
+    with pytest.raises(SystemExit) as e:
+        main(list(argv))
+    return e.value.code, capsys.readouterr()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--class", "sock"], "unknown class"),
+    (["--steps", "0"], "at least 1"),
+    (["--out", "/nonexistent-dir/x.png"], "does not exist"),
+    (["--out", "samples.jpg"], ".png or .npz"),
+])
+def test_bad_input_is_one_line_exit_2(capsys, tiny_model_dir, args, needle):
+    code, out = run_cli(capsys, "sample", "--model-dir", str(tiny_model_dir), *args)
+    assert code == 2 and needle in out.err
+    assert out.err.startswith("error:") and out.err.count("\n") == 1
+
+
+def test_missing_and_foreign_weights(capsys, tmp_path, tiny_model_dir):
+    code, out = run_cli(capsys, "sample", "--model-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "a.png"))
+    assert code == 2 and "does not exist" in out.err
+    (tiny_model_dir / "unet.safetensors").write_bytes(b"not a weights file at all")
+    code, out = run_cli(capsys, "sample", "--model-dir", str(tiny_model_dir), "--out", str(tmp_path / "a.png"))
+    assert code == 2 and "not a safetensors" in out.err
+    vae = tiny_model_dir / "vae.safetensors"
+    (tiny_model_dir / "unet.safetensors").write_bytes(vae.read_bytes())    # right format, wrong model
+    code, out = run_cli(capsys, "sample", "--model-dir", str(tiny_model_dir), "--out", str(tmp_path / "a.png"))
+    assert code == 2 and "vae weights, not unet" in out.err
+
+
+def test_npz_has_exactly_images_and_labels(capsys, tmp_path, tiny_model_dir):
+    out = tmp_path / "s.npz"
+    main(["sample", "--model-dir", str(tiny_model_dir), "--class", "Bag", "--n-per-class", "3",
+          "--steps", "2", "--out", str(out)])
+    with np.load(out) as f:
+        assert sorted(f.files) == ["images", "labels"]
+        assert f["images"].dtype == np.uint8 and f["images"].shape == (3, 28, 28)
+        assert f["labels"].dtype == np.int64 and f["labels"].tolist() == [8, 8, 8]
+
+
+def test_same_seed_same_images(tiny_model_dir):
+    pipe = Pipeline.from_pretrained(tiny_model_dir)
+    a = pipe.generate([0, 5, 10], steps=3, seed=7).images
+    b = pipe.generate([0, 5, 10], steps=3, seed=7).images
+    c = pipe.generate([0, 5, 10], steps=3, seed=8).images
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_shipped_weights_make_a_labelled_grid(tmp_path):
+    """The README's main command, end to end in a fresh process, from the weights in model/."""
+    out = tmp_path / "grid.png"
+    r = subprocess.run([sys.executable, "-m", "fmnist_ldm", "sample", "--n-per-class", "2", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 5000 and "wrote 20 images" in r.stdout
