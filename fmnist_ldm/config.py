@@ -40,6 +40,7 @@ class Config:
     prediction: str = "v"                # "eps" or "v" (Salimans & Ho): what the UNet predicts
     # --- UNet training ---
     unet_epochs: int = 30
+    unet_steps: int | None = None        # if set, train this many steps instead (ablations at equal time)
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.0

@@ -39,17 +39,18 @@ def warmup_cosine(warmup: int, total: int):
 
 
 def fit(model, step_loss, n_items: int, epochs: int, batch_size: int, lr: float, cfg: Config,
-        ckpt_path: Path, desc: str, weight_decay: float = 0.0):
-    """Generic loop. step_loss(indices, generator) -> scalar loss. Returns (ema model, history)."""
+        ckpt_path: Path, desc: str, weight_decay: float = 0.0, total_steps: int | None = None):
+    """Generic loop. step_loss(indices, generator) -> scalar loss. Returns (ema model, history).
+    Trains `epochs` passes over n_items, or exactly `total_steps` steps when given."""
     steps_per_epoch = n_items // batch_size
-    total = epochs * steps_per_epoch
+    total = total_steps or epochs * steps_per_epoch
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.warmup_steps, total))
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True)
     step, history, elapsed = 0, [], 0.0
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if ck["config"] != cfg.to_dict():
+        if Config.from_dict(ck["config"]) != cfg:   # fields added since then take their defaults
             raise ValueError(f"{ckpt_path} was written with another config; delete it or use "
                              "another out_dir to start afresh")
         model.load_state_dict(ck["model"]), ema.load_state_dict(ck["ema"])
@@ -117,7 +118,8 @@ def train_unet(cfg: Config, data: LatentDataset):
         x0, y = data.batch(idx, gen)
         return training_loss(unet, schedule, x0, y, cfg.prediction, cfg.p_uncond, 10, gen)
     return fit(unet, loss, len(data), cfg.unet_epochs, cfg.batch_size, cfg.lr, cfg,
-               Path(cfg.out_dir) / f"unet_{cfg.space}.ckpt", f"UNet ({cfg.space})", cfg.weight_decay)
+               Path(cfg.out_dir) / f"unet_{cfg.space}.ckpt", f"UNet ({cfg.space})", cfg.weight_decay,
+               cfg.unet_steps)
 
 
 def train_all(cfg: Config):

@@ -1,0 +1,125 @@
+"""Benchmarks (not part of CI): the targets, the sampler/guidance table, and its plot.
+
+    python benchmarks/benchmark.py targets          # training time, images/s, accuracy, FID ratio
+    python benchmarks/benchmark.py table            # samplers x steps x guidance -> results.md + plot
+
+Numbers are measured on the machine this runs on; results.md records which.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from fmnist_ldm.config import setup_cpu
+from fmnist_ldm.metrics import evaluate_samples, load_judge
+from fmnist_ldm.pipeline import DEFAULTS, MODEL_DIR, Pipeline
+from fmnist_ldm.weights import read_weights
+
+HERE = Path(__file__).resolve().parent
+TARGETS = {"train_minutes": 60, "images_per_s": 200, "accuracy": 0.97, "fid_ratio": 1.5}
+
+
+def machine() -> str:
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
+               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def run(pipe, judge, n_per_class, sampler, steps, guidance, interval, classes=range(10), seed=0):
+    labels = [c for c in classes for _ in range(n_per_class)]
+    pipe.generate(labels[:500], sampler, min(steps, 20), guidance, interval, seed=seed + 1)  # warm up
+    t0 = time.perf_counter()
+    s = pipe.generate(labels, sampler, steps, guidance, interval, seed=seed)
+    dt = time.perf_counter() - t0
+    return {"images_per_s": round(len(labels) / dt, 1), **evaluate_samples(s.images, s.labels, judge)}
+
+
+def cmd_targets(a):
+    pipe, judge = Pipeline.from_pretrained(a.model_dir), load_judge()
+    _, _, vae_meta = read_weights(Path(a.model_dir) / "vae.safetensors", "vae")
+    _, _, unet_meta = read_weights(Path(a.model_dir) / "unet.safetensors", "unet")
+    minutes = (unet_meta["vae_seconds"] + unet_meta["encode_seconds"] + unet_meta["unet_seconds"]) / 60
+    r = run(pipe, judge, a.n_per_class, DEFAULTS["sampler"], DEFAULTS["steps"], DEFAULTS["guidance"],
+            DEFAULTS["guidance_interval"])
+    rows = [("full training, VAE + UNet (min)", minutes, "<=", TARGETS["train_minutes"]),
+            (f"sampling, {DEFAULTS['steps']} steps (images/s, n={r['n']})", r["images_per_s"], ">=", TARGETS["images_per_s"]),
+            ("class accuracy (judge)", r["accuracy"], ">=", TARGETS["accuracy"]),
+            (f"FID / real-vs-real FID ({r['fid']:.3f} / {r['fid_real_baseline']:.3f})", r["fid_ratio"], "<=", TARGETS["fid_ratio"])]
+    print(f"# targets — {datetime.date.today()}, {machine()}, defaults {DEFAULTS}")
+    for name, value, op, target in rows:
+        ok = value <= target if op == "<=" else value >= target
+        print(f"{name:58s} {value:10.3f}  target {op} {target:<6}  {'MET' if ok else 'MISSED'}")
+    print(json.dumps(r))
+
+
+def cmd_table(a):
+    pipe, judge = Pipeline.from_pretrained(a.model_dir), load_judge()
+    configs = [("ddpm", 1000)] + [("ddim", s) for s in (100, 50, 20, 10)] + [("dpmpp2m", s) for s in (20, 10, 5)]
+    rows = []
+    for sampler, steps in configs:
+        for w in (1.0, 2.0, 3.0):
+            n = a.ddpm_n_per_class if sampler == "ddpm" else a.n_per_class
+            r = run(pipe, judge, n, sampler, steps, w, DEFAULTS["guidance_interval"])
+            rows.append({"sampler": sampler, "steps": steps, "guidance": w, **r})
+            print(json.dumps(rows[-1]), flush=True)
+    unc = run(pipe, judge, a.n_per_class * 10, DEFAULTS["sampler"], DEFAULTS["steps"], 1.0, None, classes=[10])
+    rows.append({"sampler": DEFAULTS["sampler"] + " (unconditional)", "steps": DEFAULTS["steps"], "guidance": 1.0, **unc})
+    print(json.dumps(rows[-1]), flush=True)
+    write_table(rows, a)
+
+
+def write_table(rows, a):
+    lines = [f"Measured {datetime.date.today()} on {machine()} with "
+             f"`python benchmarks/benchmark.py table --n-per-class {a.n_per_class}` "
+             f"(guidance interval {DEFAULTS['guidance_interval']}).", "",
+             "| sampler | steps | guidance | n | FID | FID / real-vs-real | KID | accuracy | images/s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        acc = f"{r['accuracy']:.3f}" if "accuracy" in r else "—"
+        lines.append(f"| {r['sampler']} | {r['steps']} | {r['guidance']:g} | {r['n']} | {r['fid']:.3f} | "
+                     f"{r['fid_ratio']:.2f} | {r['kid']:.5f} | {acc} | {r['images_per_s']:.0f} |")
+    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+    (HERE / "results.json").write_text(json.dumps(rows, indent=1))
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for sampler, marker in (("ddim", "o"), ("dpmpp2m", "s"), ("ddpm", "^")):
+        for w, color in ((1.0, "C0"), (2.0, "C1"), (3.0, "C2")):
+            rs = [r for r in rows if r["sampler"] == sampler and r["guidance"] == w]
+            if rs:
+                axes[0].plot([r["steps"] for r in rs], [r["fid_ratio"] for r in rs], marker=marker, color=color,
+                             label=f"{sampler}, w={w:g}")
+                axes[1].plot([r["images_per_s"] for r in rs], [r["accuracy"] for r in rs], marker=marker,
+                             color=color, ls="none")
+    axes[0].set(xscale="log", xlabel="sampler steps", ylabel="FID / real-vs-real FID",
+                title="Quality against steps (lower is better)")
+    axes[0].axhline(1.5, color="gray", ls="--", lw=1)
+    axes[0].legend(fontsize=7, ncol=2)
+    axes[1].set(xscale="log", xlabel="images per second (this CPU)", ylabel="class accuracy (judge)",
+                title="Class accuracy against speed")
+    axes[1].axhline(0.97, color="gray", ls="--", lw=1)
+    fig.tight_layout()
+    fig.savefig(HERE / "results.png", dpi=120)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("what", choices=["targets", "table"])
+    p.add_argument("--n-per-class", type=int, default=500, help="5000 images in all by default")
+    p.add_argument("--ddpm-n-per-class", type=int, default=100, help="DDPM-1000 is slow: fewer images")
+    p.add_argument("--model-dir", default=str(MODEL_DIR))
+    a = p.parse_args()
+    setup_cpu()
+    {"targets": cmd_targets, "table": cmd_table}[a.what](a)
+
+
+if __name__ == "__main__":
+    main()
