@@ -1,4 +1,4 @@
-"""python -m fmnist_ldm train | sample | evaluate | train-judge
+"""python -m fmnist_ldm train | sample | evaluate | train-judge | figures
 
 Bad input ends with one line `error: ...` saying what to do, and exit code 2."""
 from __future__ import annotations
@@ -92,6 +92,14 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
+def cmd_figures(a):
+    from .pipeline import Pipeline
+    from .viz import make_figures
+    _check_writable(Path(a.out_dir) / "x.png", (".png",)) if Path(a.out_dir).exists() else None
+    written = make_figures(Pipeline.from_pretrained(a.model_dir), a.out_dir, a.seed)
+    print(f"wrote {len(written)} files to {a.out_dir}")
+
+
 def main(argv=None):
     p = OneLineParser(prog="python -m fmnist_ldm", description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores)")
@@ -120,6 +128,12 @@ def main(argv=None):
     s.add_argument("--out", default="samples.png", help=".png (labelled grid) or .npz (images, labels)")
     s.add_argument("--model-dir", default=str(MODEL_DIR))
     s.set_defaults(func=cmd_sample)
+
+    f = sub.add_parser("figures", help="regenerate assets/: sample grid, GIFs, denoising paths")
+    f.add_argument("--out-dir", default=str(MODEL_DIR.parent / "assets"))
+    f.add_argument("--model-dir", default=str(MODEL_DIR))
+    f.add_argument("--seed", type=int, default=0)
+    f.set_defaults(func=cmd_figures)
 
     from .evaluate import add_parsers
     add_parsers(sub, _positive_int, MODEL_DIR, MODEL_DIR / "judge.safetensors")

@@ -38,3 +38,93 @@ def save_class_grid(images, labels, path, ncol: int, scale: int = 2) -> None:
         name = CLASS_NAMES[y] if y < len(CLASS_NAMES) else "unconditional"
         draw.text((6, 2 + r * step + step // 2 - 8), name, fill=0, font=font)
     canvas.save(Path(path))
+
+
+def forward_reverse_frames(pipe, label: int, seed: int = 0, steps: int = 20, frames_each_way: int = 20):
+    """Frames (uint8 [F,28,28]) of clean -> noise -> clean for one class. The first garment is
+    sampled; it is noised by the forward process q(x_t | x_0) with one fixed noise draw; the return
+    leg is a real reverse run (DPM-Solver++ from that pure noise), so it ends in a new garment."""
+    first = pipe.generate([label], steps=steps, seed=seed, return_trajectory=True)
+    z0 = first.trajectory["x"][-1]
+    noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(seed + 1))
+    ts = torch.linspace(0, pipe.schedule.T - 1, frames_each_way).long()
+    fwd = torch.cat([pipe.schedule.q_sample(z0, t.view(1), noise) for t in ts])
+    back = pipe.generate([label], steps=steps, seed=seed, x_start=fwd[-1:], return_trajectory=True)
+    states = torch.cat([fwd, back.trajectory["x"][1:, 0]])
+    from .data import to_uint8
+    return to_uint8(pipe.decode(states))
+
+
+def save_gif(frames_uint8, path, fps: int = 10, scale: int = 4, hold: int = 8) -> None:
+    """Write frames as a looping GIF (imageio), each frame enlarged, the end frames held longer."""
+    import imageio.v3 as iio
+    frames = [np.kron(f, np.ones((scale, scale), np.uint8)) for f in np.asarray(frames_uint8)]
+    frames = [frames[0]] * hold + frames + [frames[-1]] * hold
+    iio.imwrite(Path(path), np.stack(frames), duration=1000 / fps, loop=0)
+
+
+def pca_basis(latents: torch.Tensor, k: int = 2):
+    """(mean, components [k, D]) of flattened latents, by SVD."""
+    flat = latents.flatten(1).float()
+    mean = flat.mean(0)
+    _, _, vh = torch.linalg.svd(flat - mean, full_matrices=False)
+    return mean, vh[:k]
+
+
+def denoising_path_figure(pipe, label: int, real_latents, real_labels, path, seed: int = 0,
+                          steps: int = 20, columns: int = 8):
+    """Top: the decoded states x_t of ONE reverse run at `columns` of its steps (noise -> garment).
+    Bottom: the same run's states projected on the first two principal components of real test
+    latents (dots, coloured by class), from the start (noise) to the end (the garment)."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from .data import to_uint8
+    run = pipe.generate([label], steps=steps, seed=seed, return_trajectory=True)
+    states, ts = run.trajectory["x"][:, 0], run.trajectory["t"]
+    pick = np.linspace(0, len(states) - 1, columns).round().astype(int)
+    images = to_uint8(pipe.decode(states[pick]))
+    mean, comps = pca_basis(real_latents)
+    proj = lambda z: ((z.flatten(1).float() - mean) @ comps.T).numpy()
+    fig = plt.figure(figsize=(1.3 * columns, 6.2))
+    gs = fig.add_gridspec(2, columns, height_ratios=[1, 3.2])
+    for i, (j, im) in enumerate(zip(pick, images)):
+        ax = fig.add_subplot(gs[0, i])
+        ax.imshow(im, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"t={ts[j]}" if ts[j] >= 0 else "t=0 (end)", fontsize=8)
+        ax.axis("off")
+    ax = fig.add_subplot(gs[1, :])
+    pts = proj(real_latents)
+    for c in range(10):
+        sel = np.asarray(real_labels) == c
+        ax.scatter(pts[sel, 0], pts[sel, 1], s=3, alpha=0.3, color=plt.cm.tab10(c), label=CLASS_NAMES[c])
+    path_pts = proj(states)
+    ax.plot(path_pts[:, 0], path_pts[:, 1], "-o", color="black", ms=3, lw=1.2, label="this run")
+    ax.annotate("start: noise", path_pts[0], xytext=(8, 8), textcoords="offset points", fontsize=9, weight="bold")
+    ax.annotate(f"end: {CLASS_NAMES[label]}", path_pts[-1], xytext=(8, -14), textcoords="offset points",
+                fontsize=9, weight="bold")
+    ax.set(xlabel="PC 1 of real test latents", ylabel="PC 2")
+    ax.legend(fontsize=7, markerscale=3, ncol=2, loc="best")
+    fig.suptitle(f"One reverse diffusion run for '{CLASS_NAMES[label]}' ({steps} DPM-Solver++ steps)")
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=110)
+    plt.close(fig)
+
+
+def make_figures(pipe, out_dir, seed: int = 0) -> list[Path]:
+    """Everything in assets/: generated_samples.png (10 classes x 10), a clean -> noise -> clean
+    GIF per class, and a denoising-path figure per class."""
+    from .data import load_fashion_mnist, to_model_range
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    s = pipe.generate([c for c in range(10) for _ in range(10)], seed=seed)
+    save_class_grid(s.images, s.labels, out / "generated_samples.png", ncol=10)
+    test_x, test_y = load_fashion_mnist("test")
+    latents = pipe.encode(to_model_range(test_x[:3000]))
+    written = [out / "generated_samples.png"]
+    for c, name in enumerate(CLASS_NAMES):
+        slug = name.lower().replace("/", "-").replace(" ", "-")
+        save_gif(forward_reverse_frames(pipe, c, seed=seed + c), out / f"diffusion_{slug}.gif")
+        denoising_path_figure(pipe, c, latents, test_y[:3000], out / f"denoising_path_{slug}.png", seed=seed + c)
+        written += [out / f"diffusion_{slug}.gif", out / f"denoising_path_{slug}.png"]
+    return written
