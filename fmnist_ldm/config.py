@@ -80,6 +80,14 @@ def preset(name: str, **overrides) -> Config:
     return dataclasses.replace(cfg, **overrides)
 
 
+def notebook_preset(**overrides) -> Config:
+    """The notebooks' config: `fast` when FMNIST_LDM_MODE=fast or under CI (CI=true), else `full`.
+    Whatever the notebooks train goes to runs/notebooks-<mode>/ (git-ignored), never to model/."""
+    mode = os.environ.get("FMNIST_LDM_MODE") or ("fast" if os.environ.get("CI", "").lower() in ("1", "true") else "full")
+    print(f"Running in {mode.upper()} mode (set FMNIST_LDM_MODE=fast or full to choose).")
+    return preset(mode, out_dir=f"runs/notebooks-{mode}", **overrides)
+
+
 def setup_cpu(threads: int | None = None) -> None:
     """Use every core (or `threads`); torch's default can leave cores idle in notebooks."""
     threads = threads or int(os.environ.get("FMNIST_THREADS", 0)) or os.cpu_count() or 1

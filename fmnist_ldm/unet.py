@@ -53,14 +53,21 @@ class Attention(nn.Module):
         self.kv = nn.Linear(context_dim or c, 2 * c)
         self.out = nn.Linear(c, c)
 
-    def forward(self, x, context=None):
-        b, c, h, w = x.shape
+    def _qkv(self, x, context):
         tokens = self.norm(x).flatten(2).transpose(1, 2)               # [B, HW, C]
         src = tokens if context is None else context                    # [B, K, C_ctx]
         split = lambda t: t.unflatten(-1, (self.heads, -1)).transpose(1, 2)
-        q, (k, v) = split(self.q(tokens)), map(split, self.kv(src).chunk(2, dim=-1))
-        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)
+        return (split(self.q(tokens)), *map(split, self.kv(src).chunk(2, dim=-1)))
+
+    def forward(self, x, context=None):
+        b, c, h, w = x.shape
+        out = F.scaled_dot_product_attention(*self._qkv(x, context)).transpose(1, 2).flatten(2)
         return x + self.out(out).transpose(1, 2).reshape(b, c, h, w)
+
+    def weights(self, x, context=None):
+        """The attention map softmax(QK^T/sqrt(d)), [B, heads, HW, keys], for plotting."""
+        q, k, _ = self._qkv(x, context)
+        return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
 
 
 class Level(nn.Module):

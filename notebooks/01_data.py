@@ -1,0 +1,90 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · The data: Fashion-MNIST
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fmnist-ldm/fmnist-ldm/blob/main/notebooks/01_data.ipynb)
+#
+# Before we generate clothes we look at the real ones: 70,000 grey 28×28 images in 10 classes
+# (60,000 to train on, 10,000 to test with). Everything here calls `fmnist_ldm.data`, the same
+# code the training, the CLI and the tests use.
+
+# %%
+import sys, subprocess
+if "google.colab" in sys.modules:  # on Colab: install this repo's package first
+    subprocess.run("pip install -q git+https://github.com/fmnist-ldm/fmnist-ldm", shell=True, check=True)
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+from fmnist_ldm.config import notebook_preset, setup_cpu
+from fmnist_ldm.data import CLASS_NAMES, find_data_dir, load_fashion_mnist
+from fmnist_ldm.viz import tile
+
+setup_cpu()
+cfg = notebook_preset()
+
+# %% [markdown]
+# ## Where the data comes from
+# `find_data_dir` tries, in order: a folder you name (`data_dir=` or `FMNIST_DATA`), Debian's
+# `dataset-fashion-mnist` package, then torchvision's download (online only). It never invents data.
+
+# %%
+print("found in:", find_data_dir(cfg.data_dir))
+train_x, train_y = load_fashion_mnist("train", cfg.data_dir)
+test_x, test_y = load_fashion_mnist("test", cfg.data_dir)
+print("train", tuple(train_x.shape), train_x.dtype, "| test", tuple(test_x.shape))
+print("images per class (train):", torch.bincount(train_y).tolist())
+
+# %% [markdown]
+# ## Ten of each class
+
+# %%
+rows = torch.cat([train_x[train_y == c][:10] for c in range(10)])
+fig, ax = plt.subplots(figsize=(8, 8.5))
+ax.imshow(tile(rows, ncol=10, scale=1), cmap="gray")
+ax.set_yticks([2 + 30 * c + 14 for c in range(10)], CLASS_NAMES)
+ax.set_xticks([])
+ax.set_title("Fashion-MNIST: one row per class")
+plt.show()
+
+# %% [markdown]
+# ## The average garment of each class
+# Means are blurry but already show what the model must learn: trousers have two legs, sandals
+# are mostly background, and T-shirts, pullovers, coats and shirts share one silhouette —
+# these four are where classifiers (and our generator) get confused.
+
+# %%
+fig, axes = plt.subplots(1, 10, figsize=(15, 2))
+for c, ax in enumerate(axes):
+    ax.imshow(train_x[train_y == c].float().mean(0), cmap="magma")
+    ax.set_title(CLASS_NAMES[c], fontsize=9)
+    ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## Pixel statistics
+# Most pixels are background (0). The models see pixels scaled to [-1, 1]
+# (`to_model_range`): x = pixel / 127.5 − 1.
+
+# %%
+x = train_x.float()
+print(f"mean pixel {x.mean():.1f}, std {x.std():.1f}, share of zeros {(train_x == 0).float().mean():.1%}")
+fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3))
+a1.hist(train_x[:5000].flatten().numpy(), bins=64, log=True, color="C0")
+a1.set(title="pixel values (log count)", xlabel="pixel 0..255")
+a2.bar(range(10), [x[train_y == c].mean().item() for c in range(10)], color="C1")
+a2.set_xticks(range(10), CLASS_NAMES, rotation=45, ha="right")
+a2.set(title="mean brightness per class")
+plt.tight_layout()
+plt.show()

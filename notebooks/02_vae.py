@@ -1,0 +1,144 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+
+# %% [markdown]
+# # 02 · The autoencoder: squeezing 28×28 into 4×7×7
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fmnist-ldm/fmnist-ldm/blob/main/notebooks/02_vae.ipynb)
+#
+# Latent diffusion (Rombach et al. 2022) does not diffuse pixels. A variational autoencoder
+# first learns to compress each image into a small latent (here 4 channels × 7 × 7 = 196
+# numbers instead of 784) and to decode it back; the diffusion model then works in that
+# latent space, which is 16× smaller per channel and much cheaper on a CPU.
+
+# %%
+import sys, subprocess
+if "google.colab" in sys.modules:
+    subprocess.run("pip install -q git+https://github.com/fmnist-ldm/fmnist-ldm", shell=True, check=True)
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+from fmnist_ldm.config import notebook_preset, setup_cpu
+from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist, to_model_range, to_uint8
+from fmnist_ldm.metrics import reconstruction_metrics
+from fmnist_ldm.train import encode, train_vae
+from fmnist_ldm.viz import pca_basis, tile
+from fmnist_ldm.weights import build_vae
+
+setup_cpu()
+cfg = notebook_preset()
+
+# %% [markdown]
+# ## Architecture and shapes
+# Encoder: conv → residual blocks (GroupNorm, SiLU) with stride-2 convs 28 → 14 → 7, channel
+# attention (squeeze-and-excitation), then a conv to 2C channels: the mean and log-variance
+# of a Gaussian posterior q(z|x). The decoder mirrors it with nearest-neighbour upsampling.
+
+# %%
+vae = build_vae(cfg)
+x = torch.zeros(2, 1, 28, 28)
+for name, module in vae.encoder.net.named_children():
+    x = module(x)
+    print(f"encoder[{name:>2}] {type(module).__name__:17s} -> {tuple(x.shape)}")
+print("parameters:", sum(p.numel() for p in vae.parameters()))
+
+# %% [markdown]
+# ## Training
+# The loss is reconstruction (L1 + MSE) plus a small KL term
+# $\mathrm{KL}(\mathcal N(\mu,\sigma^2)\,\|\,\mathcal N(0,1)) = \tfrac12\sum(\mu^2+\sigma^2-1-\log\sigma^2)$
+# that keeps the latent space smooth. In fast mode this is one short epoch with a narrower
+# network; the shipped weights (`model/vae.safetensors`) used the `full` preset.
+# Checkpoints go to `runs/notebooks-<mode>/` and training resumes if interrupted.
+
+# %%
+train_x, train_y = load_fashion_mnist("train", cfg.data_dir)
+test_x, test_y = load_fashion_mnist("test", cfg.data_dir)
+vae, hist, _ = train_vae(cfg, to_model_range(train_x))
+loss = torch.tensor(hist["loss"])
+plt.figure(figsize=(7, 3))
+plt.plot(loss, alpha=0.3, label="per step")
+plt.plot(torch.nn.functional.avg_pool1d(loss[None], 25, 1)[0], label="moving average")
+plt.yscale("log"); plt.xlabel("step"); plt.ylabel("loss"); plt.legend(); plt.title("VAE training loss")
+plt.show()
+print(f"trained in {hist['seconds']:.0f} s")
+
+# %% [markdown]
+# ## Reconstructions
+# Top: real test images. Bottom: decode(encode(x)) through the posterior mean.
+
+# %%
+print(reconstruction_metrics(vae, test_x[:2000], cfg))
+with torch.no_grad():
+    rec = to_uint8(vae.decode(vae.encode(to_model_range(test_x[:12]))[0]))
+plt.figure(figsize=(12, 2.4))
+plt.imshow(tile(torch.cat([test_x[:12], rec]), ncol=12), cmap="gray"); plt.axis("off")
+plt.title("real (top) and reconstructed (bottom)")
+plt.show()
+
+# %% [markdown]
+# ## What a latent looks like
+# Each of the 4 latent channels is a 7×7 map; together they still look like the garment.
+
+# %%
+with torch.no_grad():
+    z = vae.encode(to_model_range(test_x[:3]))[0]
+fig, axes = plt.subplots(3, 5, figsize=(8, 5))
+for r in range(3):
+    axes[r, 0].imshow(test_x[r], cmap="gray")
+    for c in range(4):
+        axes[r, c + 1].imshow(z[r, c], cmap="RdBu_r")
+        axes[0, c + 1].set_title(f"channel {c}")
+    for ax in axes[r]:
+        ax.axis("off")
+axes[0, 0].set_title("image")
+plt.show()
+
+# %% [markdown]
+# ## The latent space in 2-D
+# Projecting 3,000 test latents on their first two principal components: classes form
+# regions, shoes far from tops, and T-shirt/shirt/pullover/coat overlap — as in the pixels.
+
+# %%
+mean, std = encode(vae, to_model_range(test_x[:3000]), cfg)
+m, comps = pca_basis(mean)
+pts = (mean.flatten(1) - m) @ comps.T
+plt.figure(figsize=(7, 6))
+for c in range(10):
+    sel = test_y[:3000] == c
+    plt.scatter(pts[sel, 0], pts[sel, 1], s=4, alpha=0.5, label=CLASS_NAMES[c], color=plt.cm.tab10(c))
+plt.legend(markerscale=4, fontsize=8); plt.xlabel("PC 1"); plt.ylabel("PC 2")
+plt.title("test latents, PCA")
+plt.show()
+
+# %% [markdown]
+# ## Walking between two garments
+# Decoding points on the straight line between the latents of a sneaker and a dress.
+
+# %%
+a, b = mean[(test_y[:3000] == 7).nonzero()[0, 0]], mean[(test_y[:3000] == 3).nonzero()[0, 0]]
+steps = torch.linspace(0, 1, 10)
+with torch.no_grad():
+    walk = to_uint8(vae.decode(torch.stack([(1 - s) * a + s * b for s in steps])))
+plt.figure(figsize=(12, 1.6)); plt.imshow(tile(walk, ncol=10), cmap="gray"); plt.axis("off")
+plt.title("latent interpolation: sneaker → dress"); plt.show()
+
+# %% [markdown]
+# ## Why the latent is rescaled
+# The diffusion model assumes data of roughly unit variance (its noise is N(0, I)). The KL
+# weight sets the latent's scale arbitrarily, so we measure the standard deviation of the
+# training latents and multiply by `vae.scale` = 1/std before diffusion (and divide after),
+# as Stable Diffusion does with its 0.18215.
+
+# %%
+print(f"latent std {mean.std():.3f}  ->  scale {vae.scale.item():.3f}  ->  scaled std {(mean * vae.scale).std():.3f}")

@@ -1,0 +1,104 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+
+# %% [markdown]
+# # 03 · The denoiser: a small UNet
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fmnist-ldm/fmnist-ldm/blob/main/notebooks/03_unet.ipynb)
+#
+# The UNet takes a noisy latent $z_t$, the timestep $t$ and a class $y$, and predicts
+# $v = \sqrt{\bar\alpha_t}\,\epsilon - \sqrt{1-\bar\alpha_t}\,z_0$ (notebook 04 explains why).
+# This notebook opens it up using the shipped weights in `model/`.
+
+# %%
+import sys, subprocess
+if "google.colab" in sys.modules:
+    subprocess.run("pip install -q git+https://github.com/fmnist-ldm/fmnist-ldm", shell=True, check=True)
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+from fmnist_ldm.config import notebook_preset, setup_cpu
+from fmnist_ldm.data import CLASS_NAMES
+from fmnist_ldm.pipeline import Pipeline
+from fmnist_ldm.unet import Level, timestep_embedding
+
+setup_cpu()
+cfg = notebook_preset()
+pipe = Pipeline.from_pretrained()          # the shipped weights
+unet = pipe.unet
+
+# %% [markdown]
+# ## Telling the network the time: sinusoidal embeddings
+# $\mathrm{emb}(t) = [\cos(t\,\omega_i), \sin(t\,\omega_i)]$ with $\omega_i = 10000^{-i/(d/2)}$:
+# fast frequencies tell nearby timesteps apart, slow ones give the coarse position.
+# An MLP turns it into the vector every residual block adds to its features.
+
+# %%
+emb = timestep_embedding(torch.arange(1000), 48)
+plt.figure(figsize=(10, 3.5))
+plt.imshow(emb.T, aspect="auto", cmap="RdBu_r")
+plt.xlabel("timestep t"); plt.ylabel("embedding dimension"); plt.colorbar()
+plt.title("sinusoidal timestep embedding (cos half on top, sin half below)")
+plt.show()
+
+# %% [markdown]
+# ## A walk through the shapes
+# Resolution goes down (7×7 → 4×4) and back up; skip connections carry the fine detail across.
+
+# %%
+shapes = []
+hooks = [m.register_forward_hook(lambda m, i, o, n=n: shapes.append((n, type(m).__name__, tuple(o.shape))))
+         for n, m in unet.named_modules() if n.count(".") == 1 or n in ("conv_in", "out")]
+with torch.no_grad():
+    unet(torch.randn(1, 4, 7, 7), torch.tensor([500]), torch.tensor([7]))
+for h in hooks:
+    h.remove()
+for name, kind, shape in shapes:
+    print(f"{name:10s} {kind:10s} -> {shape}")
+
+# %% [markdown]
+# ## Parameter counts
+
+# %%
+for name, child in unet.named_children():
+    print(f"{name:12s} {sum(p.numel() for p in child.parameters()):>9,}")
+print(f"{'total':12s} {sum(p.numel() for p in unet.parameters()):>9,}")
+
+# %% [markdown]
+# ## How the class gets in: cross-attention to class tokens
+# Each class owns 4 learned tokens (and the null class, used for guidance, owns 4 more).
+# Cross-attention lets every position of the 4×4 feature map decide how much to read from
+# each token: softmax over **one** token would always be 1 — a constant bias — so a single
+# token would not really be attention. Below: for one noisy sneaker, how much each of the 16
+# positions attends to each of the 4 tokens (averaged over heads) in the first cross-attention.
+
+# %%
+levels = [m for m in unet.modules() if isinstance(m, Level) and m.xattn is not None]
+seen = {}
+hook = levels[0].register_forward_hook(lambda m, i, o: seen.update(x=o))
+hook_in = levels[0].xattn.register_forward_pre_hook(lambda m, args: seen.update(inp=args[0]))
+y = torch.tensor([7])
+with torch.no_grad():
+    unet(torch.randn(1, 4, 7, 7), torch.tensor([300]), y)
+    context = unet.class_emb(y).unflatten(-1, (unet.class_tokens, -1))
+    w = levels[0].xattn.weights(seen["inp"], context)[0].mean(0)        # [16 positions, 4 tokens]
+hook.remove(); hook_in.remove()
+fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
+for k, ax in enumerate(axes):
+    im = ax.imshow(w[:, k].reshape(4, 4), vmin=0, vmax=1, cmap="viridis")
+    ax.set_title(f"token {k}"); ax.axis("off")
+fig.colorbar(im, ax=axes, shrink=0.8)
+fig.suptitle(f"attention to the '{CLASS_NAMES[7]}' tokens at each 4×4 position")
+plt.show()
+print("Each position's weights sum to 1:", torch.allclose(w.sum(1), torch.ones(16)))
