@@ -1,0 +1,92 @@
+"""A real browser: JupyterLab on 127.0.0.1, Playwright driving Debian's Chromium, opens
+notebook 05, runs it, moves the class and step sliders and checks that the picture changes."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pw = pytest.importorskip("playwright.sync_api") if not os.environ.get("CI") else __import__("playwright.sync_api").sync_api
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is missing: .ci/run must apt-get install chromium")
+        pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
+    port, token = _free_port(), "fmnist-ldm-test"
+    env = {**os.environ, "FMNIST_LDM_MODE": "fast", "JUPYTER_PLATFORM_DIRS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
+                             f"--port={port}", f"--IdentityProvider.token={token}", "--allow-root",
+                             f"--ServerApp.root_dir={ROOT}", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("JupyterLab did not start on 127.0.0.1")
+    yield url, token
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_sliders_redraw_the_picture(lab, tmp_path):
+    url, token = lab
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/lab/tree/notebooks/05_application.ipynb?token={token}")
+        page.wait_for_selector(".jp-Notebook", timeout=120_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator, .jp-Toolbar", timeout=60_000)
+        time.sleep(3)                                        # let the kernel come up
+        page.click("text=Run", timeout=30_000)               # the Run menu
+        page.click("text=Run All Cells", timeout=30_000)
+        sliders = page.locator(".widget-slider, .jupyter-widget-slider, .widget-hslider")
+        sliders.first.wait_for(timeout=480_000)
+        out_img = page.locator(".widget-output img").first
+        out_img.wait_for(timeout=120_000)
+        caption = page.locator(".widget-label").filter(has_text="step")
+
+        def picture():
+            return out_img.get_attribute("src")
+
+        before, caption_before = picture(), caption.first.inner_text()
+        # class slider: focus its handle and press the right arrow
+        page.locator(".widget-slider .noUi-handle, .widget-hslider .noUi-handle").nth(0).focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("prev => { const i = document.querySelector('.widget-output img');"
+                               " return i && i.src !== prev; }", arg=before, timeout=120_000)
+        after_class = picture()
+        assert after_class != before and caption.first.inner_text() != caption_before
+        # step slider: go back 10 steps into the run
+        page.locator(".widget-slider .noUi-handle, .widget-hslider .noUi-handle").nth(1).focus()
+        for _ in range(10):
+            page.keyboard.press("ArrowLeft")
+        page.wait_for_function("prev => { const i = document.querySelector('.widget-output img');"
+                               " return i && i.src !== prev; }", arg=after_class, timeout=120_000)
+        assert picture() != after_class and "step 10/20" in caption.first.inner_text()
+        page.screenshot(path=str(tmp_path / "lab.png"))
+        browser.close()

@@ -1,0 +1,25 @@
+"""Each notebook is committed without outputs and in sync with its jupytext percent .py twin."""
+from pathlib import Path
+
+import jupytext
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+
+
+def test_the_five_notebooks_exist():
+    names = [p.stem for p in NOTEBOOKS]
+    for n in ("01_data", "02_vae", "03_unet", "04_diffusion_training", "05_application"):
+        assert n in names
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_paired_and_stripped(nb_path):
+    nb = jupytext.read(nb_path)
+    py = jupytext.read(nb_path.with_suffix(".py"))
+    cells = lambda n: [(c.cell_type, c.source.strip()) for c in n.cells]
+    assert cells(nb) == cells(py), f"{nb_path.name} and its .py differ: run `jupytext --sync {nb_path}`"
+    for c in nb.cells:
+        if c.cell_type == "code":
+            assert not c.get("outputs") and c.get("execution_count") is None, \
+                f"{nb_path.name} has outputs: run `nbstripout {nb_path}`"
