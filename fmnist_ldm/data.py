@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -82,12 +83,17 @@ def load_fashion_mnist(split: str = "train", root=None, download: bool = True):
     """(images uint8 [N,28,28], labels int64 [N]) of the real 'train' (60k) or 'test' (10k) split."""
     if split not in _FILES:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-    folder = find_data_dir(root, download)
+    images, labels = _read_split(find_data_dir(root, download), split)
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
+@lru_cache(maxsize=4)   # benchmarks and notebooks read the same split many times
+def _read_split(folder: Path, split: str):
     images, labels = (_read_idx(_find(folder, f)) for f in _FILES[split])
     if images.shape != (_SIZES[split], 28, 28) or labels.shape != (_SIZES[split],):
         raise ValueError(f"{folder} holds a {split} split of shape {images.shape}, expected "
                          f"({_SIZES[split]}, 28, 28): is it really Fashion-MNIST?")
-    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+    return images, labels
 
 
 def to_model_range(images_uint8: torch.Tensor) -> torch.Tensor:
