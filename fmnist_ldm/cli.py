@@ -60,6 +60,8 @@ def cmd_sample(a):
         raise UsageError(str(e)) from None
     from .pipeline import Pipeline
     pipe = Pipeline.from_pretrained(a.model_dir)
+    if a.compile:
+        pipe.compile()
     labels = [c for c in classes for _ in range(a.n_per_class)]
     t0 = time.perf_counter()
     s = pipe.generate(labels, a.sampler, a.steps, a.guidance, a.guidance_interval, a.seed,
@@ -125,6 +127,8 @@ def main(argv=None):
     s.add_argument("--guidance-interval", type=_interval, default=DEFAULTS["guidance_interval"],
                    help="LO,HI: guide only for timesteps in [LO, HI], or 'none' for every step")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--compile", action="store_true",
+                   help="torch.compile the UNet: ~1.5x faster for thousands of images, 20-40 s to start")
     s.add_argument("--out", default="samples.png", help=".png (labelled grid) or .npz (images, labels)")
     s.add_argument("--model-dir", default=str(MODEL_DIR))
     s.set_defaults(func=cmd_sample)

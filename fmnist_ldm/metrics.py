@@ -114,8 +114,7 @@ def fid_kid(real_uint8, fake_uint8, judge) -> dict:
     feats = JudgeFeatures(judge)
     n = min(len(real_uint8), len(fake_uint8))
     fid = FrechetInceptionDistance(feature=feats, input_img_size=(1, 28, 28))
-    kid = KernelInceptionDistance(feature=feats, subsets=10, subset_size=min(1000, n),
-                                  input_img_size=(1, 28, 28))
+    kid = KernelInceptionDistance(feature=feats, subsets=10, subset_size=min(1000, n))
     for metric in (fid, kid):
         for i in range(0, len(real_uint8), 2000):
             metric.update(real_uint8[i:i + 2000], real=True)

@@ -16,7 +16,8 @@ from .weights import load_model
 MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
 
 # The settings we recommend (measured in benchmarks/; see the README's results table).
-DEFAULTS = dict(sampler="dpmpp2m", steps=20, guidance=2.0, guidance_interval=(200, 800))
+# guidance 3 inside t in [200, 800]: >= 97 % class accuracy at the best FID we measured for it.
+DEFAULTS = dict(sampler="dpmpp2m", steps=20, guidance=3.0, guidance_interval=(200, 800))
 
 
 @dataclass
@@ -42,6 +43,14 @@ class Pipeline:
         unet, cfg = load_model(model_dir / unet_file, "unet")
         vae = load_model(model_dir / "vae.safetensors", "vae")[0] if cfg.space == "latent" else None
         return cls(unet, cfg, vae)
+
+    def compile(self) -> "Pipeline":
+        """torch.compile the UNet with frozen weights (inductor): ~1.5x faster sampling on a CPU
+        after a 20-40 s warm-up, so worth it for thousands of images, not for a handful."""
+        import torch._inductor.config as inductor
+        inductor.freezing = True
+        self.unet = torch.compile(self.unet, dynamic=False)
+        return self
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:

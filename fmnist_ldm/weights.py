@@ -37,6 +37,7 @@ def save_weights(model: torch.nn.Module, path, kind: str, cfg: Config, **extra) 
     meta = {"kind": kind, "config": cfg.to_json(), **{k: json.dumps(v) for k, v in extra.items()}}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
+    os.chmod(tmp, 0o644)           # safetensors writes 0600; weights are meant to be shared
     os.replace(tmp, path)
 
 
