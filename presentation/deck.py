@@ -20,7 +20,7 @@
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Step 1 · compress: a VAE, 28×28 → 4×7×7
 # 1.01 M parameters, 11.7 min of training. Test reconstructions: PSNR 26.7 dB, SSIM 0.955
-# (2,000 test images).
+# (10,000 test images).
 #
 # ![latent space](../assets/denoising_path_bag.png)
 
