@@ -20,6 +20,7 @@ from .weights import build_unet, build_vae, save_weights
 
 
 def atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)          # atomic on POSIX: the old checkpoint or the new, never half

@@ -68,7 +68,7 @@ def test_sliders_redraw_the_picture(lab, tmp_path):
         sliders.first.wait_for(timeout=480_000)
         out_img = page.locator(".widget-output img").first
         out_img.wait_for(timeout=120_000)
-        caption = page.locator(".widget-label").filter(has_text="step")
+        caption = page.locator(".widget-label").filter(has_text="/20 (t =")   # our caption, not a slider's name
 
         def picture():
             return out_img.get_attribute("src")
@@ -85,8 +85,10 @@ def test_sliders_redraw_the_picture(lab, tmp_path):
         page.locator(".widget-slider .noUi-handle, .widget-hslider .noUi-handle").nth(1).focus()
         for _ in range(10):
             page.keyboard.press("ArrowLeft")
+        page.locator(".widget-label").filter(has_text="step 10/20").wait_for(timeout=120_000)
         page.wait_for_function("prev => { const i = document.querySelector('.widget-output img');"
                                " return i && i.src !== prev; }", arg=after_class, timeout=120_000)
+        time.sleep(2)                                        # let the last redraw land
         assert picture() != after_class and "step 10/20" in caption.first.inner_text()
         page.screenshot(path=str(tmp_path / "lab.png"))
         browser.close()
