@@ -97,7 +97,8 @@ class OneLineParser(argparse.ArgumentParser):
 def cmd_figures(a):
     from .pipeline import Pipeline
     from .viz import make_figures
-    _check_writable(Path(a.out_dir) / "x.png", (".png",)) if Path(a.out_dir).exists() else None
+    if Path(a.out_dir).exists():
+        _check_writable(Path(a.out_dir) / "x.png", (".png",))
     written = make_figures(Pipeline.from_pretrained(a.model_dir), a.out_dir, a.seed)
     print(f"wrote {len(written)} files to {a.out_dir}")
 

@@ -87,8 +87,7 @@ class Pipeline:
             chunks = tqdm(chunks, desc="sampling")
         for i in chunks:
             y = labels[i:i + batch_size]
-            x = start[i:i + batch_size].contiguous(memory_format=torch.channels_last) \
-                if start.dim() == 4 else start[i:i + batch_size]
+            x = start[i:i + batch_size].contiguous(memory_format=torch.channels_last)
             denoise = guided_denoiser(self._model, self.schedule, self.cfg.prediction, y, guidance,
                                       guidance_interval)
             out = sample(denoise, self.schedule, x, sampler, steps, eta, t_start, gen, return_trajectory)

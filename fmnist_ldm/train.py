@@ -143,6 +143,6 @@ def train_all(cfg: Config):
         data = LatentDataset(x, None, labels, 1.0)
     unet, hist = train_unet(cfg, data)
     timings["unet_seconds"] = hist["seconds"]
-    save_weights(unet, out / f"unet_{cfg.space}.safetensors" if cfg.space == "pixel" else out / "unet.safetensors",
-                 "unet", cfg, loss=hist["loss"][::10], **timings)
+    name = "unet.safetensors" if cfg.space == "latent" else "unet_pixel.safetensors"
+    save_weights(unet, out / name, "unet", cfg, loss=hist["loss"][::10], **timings)
     return timings
