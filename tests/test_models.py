@@ -47,3 +47,17 @@ def test_class_changes_the_output():
 def test_config_round_trip():
     cfg = preset("full")
     assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_bf16_autocast_only_where_fast(monkeypatch):
+    """cfg.bf16 asks for bf16; it is used only where the CPU runs it fast (or when forced)."""
+    from fmnist_ldm import config
+    x, w = torch.randn(4, 8), torch.randn(8, 8)
+    for env, expect in (("1", torch.bfloat16), ("0", torch.float32)):
+        monkeypatch.setenv("FMNIST_BF16", env)
+        config.fast_bf16.cache_clear()
+        with config.autocast(True):
+            assert (x @ w).dtype == expect
+        with config.autocast(False):
+            assert (x @ w).dtype == torch.float32
+    config.fast_bf16.cache_clear()
