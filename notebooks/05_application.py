@@ -5,12 +5,15 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
 #     name: python3
 # ---
 
+# %%
 
 # %% [markdown]
 # # 05 · Using the model: sampling, guidance, samplers, editing, sliders
@@ -56,17 +59,23 @@ show(pipe.generate([c for c in range(10) for _ in range(6)], seed=2).images, 6,
 # ## Classifier-free guidance
 # $\hat v = v_\varnothing + w\,(v_y - v_\varnothing)$: $w = 1$ is the plain conditional model,
 # larger $w$ pushes samples towards what is typical of the class, at the cost of variety.
-# Same noise, same class (Pullover), growing $w$:
+# Same noise, same class (Pullover), growing $w$, applied at **every** step (the defaults guide
+# only for t in [200, 800], where these rows differ even less). Look closely: the garment stays,
+# contrast and prints change. A Pullover is already a Pullover at $w = 1$; guidance earns its
+# keep on the classes the model confuses (Shirt vs T-shirt and Coat): in the README's results
+# table, class accuracy goes from 87 % at $w = 1$ to 97 % at $w = 3$ (2,000 samples).
 
 # %%
 ws = [1.0, 1.5, 2.0, 3.0, 5.0]
-rows = torch.cat([pipe.generate([2] * 8, guidance=w, seed=3).images for w in ws])
-show(rows, 8, "guidance " + " / ".join(f"w={w:g}" for w in ws) + " (one row each)")
+rows = torch.cat([pipe.generate([2] * 8, guidance=w, guidance_interval=None, seed=3).images for w in ws])
+show(rows, 8, "Pullover, one row per guidance scale: " + ", ".join(f"w={w:g}" for w in ws) + " (top to bottom)")
 
 # %% [markdown]
 # ## Samplers and step counts
 # DDPM needs all 1000 steps; DDIM (deterministic with η = 0) works with any count;
-# DPM-Solver++(2M), a second-order solver, is sharp in 10–20. Same noise, same classes:
+# DPM-Solver++(2M), a second-order solver, is sharp in 10–20. Same starting noise, same classes
+# (one column per class). DDPM adds fresh noise at every step, so it lands on different garments;
+# the deterministic samplers all follow the same path and agree with each other:
 
 # %%
 runs = [("ddpm", 1000), ("ddim", 50), ("ddim", 10), ("dpmpp2m", 20), ("dpmpp2m", 10), ("dpmpp2m", 5)]
@@ -92,7 +101,7 @@ cols = [src]
 for t in (200, 400, 600, 800):
     zt = pipe.schedule.q_sample(z0, torch.tensor([t]), torch.randn(z0.shape, generator=torch.Generator().manual_seed(5)))
     cols.append(pipe.generate([target], x_start=zt, t_start=t, steps=max(2, t // 50), seed=5).images)
-show(torch.cat(cols), 5, f"T-shirt edited into '{CLASS_NAMES[target]}' from t = 200, 400, 600, 800")
+show(torch.cat(cols), 5, f"real T-shirt, then edited into '{CLASS_NAMES[target]}' from t = 200, 400, 600, 800")
 
 # %% [markdown]
 # ## Sliders: watch one denoising run
