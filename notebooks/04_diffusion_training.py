@@ -5,12 +5,13 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
 #     name: python3
 # ---
-
 
 # %% [markdown]
 # # 04 · Diffusion: noising, the schedule, and training the denoiser
