@@ -27,6 +27,9 @@ class Config:
     vae_epochs: int = 5                  # passes over the 60k training images
     vae_batch_size: int = 128
     vae_lr: float = 2e-3
+    vae_gan_epochs: int = 2              # then: decoder-only fine-tuning against a patch discriminator (0 = off)
+    vae_gan_weight: float = 0.05         # weight of the adversarial term beside L1 + MSE
+    vae_gan_lr: float = 2e-4
     # --- denoiser UNet ---
     space: str = "latent"                # "latent" (LDM) or "pixel" (diffuse the 1x28x28 image itself)
     unet_channels: tuple = (48, 96)      # width per resolution level (7x7, 4x4 for latents)
@@ -73,7 +76,7 @@ def preset(name: str, **overrides) -> Config:
     if name == "full":
         cfg = Config()
     elif name == "fast":
-        cfg = Config(vae_epochs=1, unet_epochs=2, vae_channels=(16, 32, 64),
+        cfg = Config(vae_epochs=1, vae_gan_epochs=0, unet_epochs=2, vae_channels=(16, 32, 64),
                      unet_channels=(32, 64), warmup_steps=50, checkpoint_every=100,
                      out_dir="runs/fast")
     else:

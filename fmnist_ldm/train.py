@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from .config import Config, autocast
 from .data import LatentDataset, load_fashion_mnist, to_model_range
 from .diffusion import NoiseSchedule, training_loss
+from .vae import DecoderGAN
 from .weights import build_unet, build_vae, save_weights
 
 
@@ -99,6 +100,21 @@ def train_vae(cfg: Config, images: torch.Tensor):
     return vae, hist, (mean, std)
 
 
+def sharpen_decoder(cfg: Config, vae, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor):
+    """Fine-tune the decoder against a patch discriminator (encoder, latents and scale unchanged).
+    mean, std: the posterior of every image. Returns the VAE with the EMA decoder, and history."""
+    torch.manual_seed(cfg.seed + 2)
+    gan = DecoderGAN(vae.decoder)
+
+    def loss(idx, gen):
+        z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)
+        return gan.loss(images[idx], z, cfg.vae_gan_weight)[0]
+    ema_gan, hist = fit(gan, loss, len(images), cfg.vae_gan_epochs, cfg.vae_batch_size, cfg.vae_gan_lr,
+                        cfg, Path(cfg.out_dir) / "decoder_gan.ckpt", "decoder (GAN)")
+    vae.decoder.load_state_dict(ema_gan.decoder.state_dict())
+    return vae.eval(), hist
+
+
 @torch.no_grad()
 def encode(vae, images: torch.Tensor, cfg: Config, batch: int = 1000):
     """Posterior (mean, std) of every image, in batches."""
@@ -136,8 +152,11 @@ def train_all(cfg: Config):
         vae, hist, (mean, std) = train_vae(cfg, x)
         timings["vae_seconds"] = hist["seconds"]
         timings["encode_seconds"] = time.perf_counter() - t0 - hist["seconds"]
+        if cfg.vae_gan_epochs:
+            vae, gan_hist = sharpen_decoder(cfg, vae, x, mean, std)
+            timings["decoder_gan_seconds"] = gan_hist["seconds"]
         save_weights(vae, out / "vae.safetensors", "vae", cfg, loss=hist["loss"][::10],
-                     seconds=hist["seconds"])
+                     seconds=hist["seconds"], decoder_gan_seconds=timings.get("decoder_gan_seconds", 0))
         data = LatentDataset(mean, std, labels, vae.scale.item())
     else:
         data = LatentDataset(x, None, labels, 1.0)

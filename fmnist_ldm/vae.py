@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.func import functional_call
 
 
 def norm(c: int) -> nn.GroupNorm:
@@ -100,3 +101,42 @@ class VAE(nn.Module):
         rec = F.l1_loss(recon.float(), x) + F.mse_loss(recon.float(), x)
         kl = self.kl(mean.float(), logvar.float())
         return rec + kl_weight * kl, {"rec": rec.item(), "kl": kl.item()}
+
+
+class PatchDiscriminator(nn.Module):
+    """Scores each 7x7 patch of a 28x28 image real or decoded (PatchGAN, Isola et al. 2017): the
+    adversarial half of the first-stage loss of Esser et al. 2021 and Rombach et al. 2022."""
+
+    def __init__(self, c: int = 64):
+        super().__init__()
+        act = nn.LeakyReLU(0.2)
+        self.net = nn.Sequential(nn.Conv2d(1, c, 4, 2, 1), act,                     # 28 -> 14
+                                 nn.Conv2d(c, 2 * c, 4, 2, 1), norm(2 * c), act,    # 14 -> 7
+                                 nn.Conv2d(2 * c, 2 * c, 3, 1, 1), norm(2 * c), act,
+                                 nn.Conv2d(2 * c, 1, 3, 1, 1))                      # one logit per patch
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class DecoderGAN(nn.Module):
+    """Sharpens a trained decoder with the encoder frozen, so the latents (and any UNet trained on
+    them) stay valid. A pixel loss alone makes the decoder draw the *mean* of all garments a
+    latent could be, i.e. blur; the discriminator penalises blur that real images never have."""
+
+    def __init__(self, decoder: Decoder, disc: PatchDiscriminator | None = None):
+        super().__init__()
+        self.decoder, self.disc = decoder, disc or PatchDiscriminator()
+
+    def loss(self, x, z, adv_weight: float):
+        """One loss for one optimiser (simultaneous gradient steps), hinge GAN (Lim & Ye 2017):
+        decoder: L1 + MSE - w * D(fake);  discriminator: relu(1 - D(real)) + relu(1 + D(fake))."""
+        fake = self.decoder(z)
+        rec = F.l1_loss(fake.float(), x) + F.mse_loss(fake.float(), x)
+        # the decoder's term sees D through detached weights: D must not learn to help the decoder
+        frozen = {k: v.detach() for k, v in self.disc.named_parameters()}
+        g_adv = -functional_call(self.disc, frozen, (fake,)).float().mean()
+        d_loss = (F.relu(1 - self.disc(x).float()).mean()
+                  + F.relu(1 + self.disc(fake.detach()).float()).mean())
+        return rec + adv_weight * g_adv + d_loss, {"rec": rec.item(), "g_adv": g_adv.item(),
+                                                   "d": d_loss.item()}

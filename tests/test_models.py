@@ -61,3 +61,27 @@ def test_bf16_autocast_only_where_fast(monkeypatch):
         with config.autocast(False):
             assert (x @ w).dtype == torch.float32
     config.fast_bf16.cache_clear()
+
+
+def test_decoder_gan_gradients_go_where_they_belong():
+    """One backward of DecoderGAN.loss must give the discriminator the gradient of its own hinge
+    loss only, and the decoder that of L1 + MSE - w * D(fake), whatever the weight w."""
+    import torch.nn.functional as F
+    from fmnist_ldm.vae import DecoderGAN, PatchDiscriminator
+    torch.manual_seed(0)
+    gan = DecoderGAN(VAE((8, 16, 32), latent_channels=4).decoder, PatchDiscriminator(8))
+    x, z, w = torch.rand(4, 1, 28, 28) * 2 - 1, torch.randn(4, 4, 7, 7), 10.0
+    loss, parts = gan.loss(x, z, w)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in gan.named_parameters()}
+    gan.zero_grad()
+    fake = gan.decoder(z)
+    d_loss = F.relu(1 - gan.disc(x)).mean() + F.relu(1 + gan.disc(fake.detach())).mean()
+    d_loss.backward()
+    for n, p in gan.disc.named_parameters():
+        torch.testing.assert_close(grads["disc." + n], p.grad)
+    gan.zero_grad()
+    (F.l1_loss(fake, x) + F.mse_loss(fake, x) - w * gan.disc(fake).mean()).backward()
+    for n, p in gan.decoder.named_parameters():
+        torch.testing.assert_close(grads["decoder." + n], p.grad)
+    assert set(parts) == {"rec", "g_adv", "d"}

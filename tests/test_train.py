@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import torch
 
 from fmnist_ldm.train import atomic_save, fit
@@ -52,3 +54,23 @@ def test_atomic_save_leaves_no_partial_file(tmp_path):
     except RuntimeError:
         pass
     assert torch.load(target, weights_only=True) == {"a": 1}
+
+
+def test_sharpen_decoder_leaves_the_encoder_and_latents_alone(tiny_cfg):
+    import copy
+    import dataclasses
+    from fmnist_ldm.train import sharpen_decoder
+    from fmnist_ldm.weights import build_vae
+    cfg = dataclasses.replace(tiny_cfg, vae_gan_epochs=1, vae_batch_size=8, checkpoint_every=2,
+                              warmup_steps=1, vae_gan_lr=1e-2)
+    torch.manual_seed(0)
+    vae = build_vae(cfg)
+    encoder, decoder = copy.deepcopy(vae.encoder.state_dict()), copy.deepcopy(vae.decoder.state_dict())
+    images = torch.rand(32, 1, 28, 28) * 2 - 1
+    mean, std = torch.randn(32, 4, 7, 7), torch.rand(32, 4, 7, 7) * 0.1
+    vae, hist = sharpen_decoder(cfg, vae, images, mean, std)
+    assert len(hist["loss"]) == 4
+    assert (Path(cfg.out_dir) / "decoder_gan.ckpt").exists()      # resumable like every stage
+    for k, v in vae.encoder.state_dict().items():
+        torch.testing.assert_close(v, encoder[k])
+    assert any(not torch.equal(v, decoder[k]) for k, v in vae.decoder.state_dict().items())
