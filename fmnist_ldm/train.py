@@ -52,9 +52,12 @@ def fit(model, step_loss, n_items: int, epochs: int, batch_size: int, lr: float,
     step, history, elapsed = 0, [], 0.0
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if Config.from_dict(ck["config"]) != cfg:   # fields added since then take their defaults
-            raise ValueError(f"{ckpt_path} was written with another config; delete it or use "
-                             "another out_dir to start afresh")
+        saved = Config.from_dict(ck["config"])
+        # compare only the fields the checkpoint knows: fields added to Config since did not exist then
+        changed = [k for k in ck["config"] if getattr(saved, k) != getattr(cfg, k)]
+        if changed:
+            raise ValueError(f"{ckpt_path} was written with another config ({', '.join(changed)} "
+                             "differ); delete it or use another out_dir to start afresh")
         model.load_state_dict(ck["model"]), ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"]), sched.load_state_dict(ck["sched"])
         step, history, elapsed = ck["step"], ck["history"], ck["elapsed"]

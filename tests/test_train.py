@@ -38,8 +38,20 @@ def test_resume_refuses_another_config(tiny_cfg, tmp_path):
     import dataclasses
     import pytest
     _run(tiny_cfg, tmp_path / "c.ckpt", epochs=1)
-    with pytest.raises(ValueError, match="another config"):
+    with pytest.raises(ValueError, match=r"another config \(lr differ\)"):
         _run(dataclasses.replace(tiny_cfg, lr=0.5), tmp_path / "c.ckpt", epochs=1)
+
+
+def test_resume_accepts_a_checkpoint_older_than_a_new_config_field(tiny_cfg, tmp_path):
+    """A checkpoint written before a Config field existed (e.g. vae_gan_epochs) still resumes."""
+    import dataclasses
+    cfg = dataclasses.replace(tiny_cfg, vae_gan_epochs=0)     # differs from the field's default
+    _run(cfg, tmp_path / "d.ckpt", epochs=1)
+    ck = torch.load(tmp_path / "d.ckpt", weights_only=True)
+    del ck["config"]["vae_gan_epochs"]
+    atomic_save(ck, tmp_path / "d.ckpt")
+    _, hist = _run(cfg, tmp_path / "d.ckpt", epochs=2)
+    assert len(hist["loss"]) == 16
 
 
 def test_atomic_save_leaves_no_partial_file(tmp_path):
