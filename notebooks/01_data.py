@@ -67,9 +67,10 @@ plt.show()
 # %%
 fig, axes = plt.subplots(1, 10, figsize=(15, 2))
 for c, ax in enumerate(axes):
-    ax.imshow(train_x[train_y == c].float().mean(0), cmap="magma")
+    im = ax.imshow(train_x[train_y == c].float().mean(0), cmap="magma", vmin=0, vmax=255)
     ax.set_title(CLASS_NAMES[c], fontsize=9)
     ax.axis("off")
+fig.colorbar(im, ax=axes, shrink=0.8, label="mean pixel")
 plt.show()
 
 # %% [markdown]
@@ -85,6 +86,6 @@ a1.hist(train_x[:5000].flatten().numpy(), bins=64, log=True, color="C0")
 a1.set(title="pixel values (log count)", xlabel="pixel 0..255")
 a2.bar(range(10), [x[train_y == c].mean().item() for c in range(10)], color="C1")
 a2.set_xticks(range(10), CLASS_NAMES, rotation=45, ha="right")
-a2.set(title="mean brightness per class")
+a2.set(title="mean brightness per class", ylabel="mean pixel (0..255)")
 plt.tight_layout()
 plt.show()
