@@ -45,7 +45,8 @@ shipped = Pipeline.from_pretrained()   # its VAE turns images into latents for t
 # %% [markdown]
 # ## One garment, noised
 # Top: the latent's first channel at growing t. Bottom: what the VAE decodes from it. By
-# t ≈ 600 the garment is gone from the decoded image, although the latent still holds a trace.
+# t ≈ 800 the garment is gone from the decoded image. Both rows share one colour scale, so
+# you see the noise grow (scaled latents have standard deviation ≈ 1; colours span ±3).
 
 # %%
 test_x, test_y = load_fashion_mnist("test", cfg.data_dir)
@@ -57,8 +58,8 @@ zt = torch.cat([sched.q_sample(z0, t.view(1), noise) for t in ts])
 fig, axes = plt.subplots(2, len(ts), figsize=(14, 3.2))
 decoded = to_uint8(shipped.decode(zt))
 for i, t in enumerate(ts):
-    axes[0, i].imshow(zt[i, 0], cmap="RdBu_r"); axes[0, i].set_title(f"t={t}", fontsize=9)
-    axes[1, i].imshow(decoded[i], cmap="gray")
+    axes[0, i].imshow(zt[i, 0], cmap="RdBu_r", vmin=-3, vmax=3); axes[0, i].set_title(f"t={t}", fontsize=9)
+    axes[1, i].imshow(decoded[i], cmap="gray", vmin=0, vmax=255)
     axes[0, i].axis("off"); axes[1, i].axis("off")
 axes[0, 0].set_ylabel("latent"); fig.suptitle("forward process q(z_t | z_0): latent channel 0 (top), decoded (bottom)")
 plt.show()
@@ -104,7 +105,8 @@ plt.show()
 
 # %% [markdown]
 # ## What it learned
-# Samples from the EMA weights just trained (20 DPM-Solver++ steps, guidance 2). In fast
+# Samples from the EMA weights just trained, with the library's defaults (20 DPM-Solver++
+# steps, guidance 3 for t in [200, 800]). In fast
 # mode they are rough; the shipped weights (notebook 05) trained ~30 epochs.
 
 # %%
