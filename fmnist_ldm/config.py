@@ -28,7 +28,7 @@ class Config:
     vae_batch_size: int = 128
     vae_lr: float = 2e-3
     vae_gan_epochs: int = 2              # then: decoder-only fine-tuning against a patch discriminator (0 = off)
-    vae_gan_weight: float = 0.05         # weight of the adversarial term beside L1 + MSE
+    vae_gan_weight: float = 0.3          # weight of the adversarial term beside L1 + MSE
     vae_gan_lr: float = 2e-4
     # --- denoiser UNet ---
     space: str = "latent"                # "latent" (LDM) or "pixel" (diffuse the 1x28x28 image itself)
