@@ -13,6 +13,11 @@ def norm(c: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(8, c // 4), c)
 
 
+def pixel_loss(recon, x):
+    """L1 + MSE in float32, the reconstruction term of both the VAE and its decoder GAN stage."""
+    return F.l1_loss(recon.float(), x) + F.mse_loss(recon.float(), x)
+
+
 class ChannelAttention(nn.Module):
     """Squeeze-and-excitation (Hu et al. 2018): reweight channels by a gate of their global mean."""
 
@@ -98,7 +103,7 @@ class VAE(nn.Module):
 
     def loss(self, x, kl_weight: float, generator=None):
         recon, mean, logvar = self(x, generator)
-        rec = F.l1_loss(recon.float(), x) + F.mse_loss(recon.float(), x)
+        rec = pixel_loss(recon, x)
         kl = self.kl(mean.float(), logvar.float())
         return rec + kl_weight * kl, {"rec": rec.item(), "kl": kl.item()}
 
@@ -132,7 +137,7 @@ class DecoderGAN(nn.Module):
         """One loss for one optimiser (simultaneous gradient steps), hinge GAN (Lim & Ye 2017):
         decoder: L1 + MSE - w * D(fake);  discriminator: relu(1 - D(real)) + relu(1 + D(fake))."""
         fake = self.decoder(z)
-        rec = F.l1_loss(fake.float(), x) + F.mse_loss(fake.float(), x)
+        rec = pixel_loss(fake, x)
         # the decoder's term sees D through detached weights: D must not learn to help the decoder
         frozen = {k: v.detach() for k, v in self.disc.named_parameters()}
         g_adv = -functional_call(self.disc, frozen, (fake,)).float().mean()
