@@ -1,6 +1,6 @@
 """Ablations at equal UNet training time (not part of CI), each trained from scratch here:
 
-    python benchmarks/ablations.py conditioning --minutes 6   # cross-attention vs time-embedding
+    python benchmarks/ablations.py conditioning --minutes 6   # cross-attention vs time-embedding vs both
     python benchmarks/ablations.py pixel --minutes 6          # latent vs pixel-space diffusion
 
 Both sides get the same number of wall-clock minutes of UNet training (the step count is set
@@ -47,7 +47,7 @@ def seconds_per_step(cfg, data) -> float:
 
 def variants(what: str, base):
     if what == "conditioning":
-        return {m: dataclasses.replace(base, conditioning=m) for m in ("cross_attention", "time_embedding")}
+        return {m: dataclasses.replace(base, conditioning=m) for m in ("cross_attention", "time_embedding", "both")}
     # pixel space: one more level (28 -> 14 -> 7), attention only at 7x7
     return {"latent": base, "pixel": dataclasses.replace(base, space="pixel", unet_channels=(32, 64, 96),
                                                            unet_attention=(False, False, True))}

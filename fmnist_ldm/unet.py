@@ -3,8 +3,9 @@ Dhariwal & Nichol 2021) over latents (C x 7 x 7) or pixels (1 x 28 x 28).
 
 Resolution goes down and back up (7 -> 4 -> 7 for latents) with skip connections; the
 timestep enters every residual block; the class enters through cross-attention to a few
-learned tokens per class, or (the measured alternative) by adding a class embedding to the
-timestep embedding. Class index `num_classes` is the learned null class used for
+learned tokens per class, or by adding a class embedding to the timestep embedding, or both
+(as SDXL adds a pooled text embedding to the timestep embedding beside its cross-attention).
+Class index `num_classes` is the learned null class used for
 classifier-free guidance (Ho & Salimans 2022).
 """
 from __future__ import annotations
@@ -92,19 +93,22 @@ class UNet(nn.Module):
     def __init__(self, in_channels=4, channels=(64, 128), blocks=1, attention=(False, True),
                  num_classes=10, conditioning="cross_attention", class_tokens=4):
         super().__init__()
-        if conditioning not in ("cross_attention", "time_embedding"):
-            raise ValueError(f"conditioning must be 'cross_attention' or 'time_embedding', not {conditioning!r}")
+        if conditioning not in ("cross_attention", "time_embedding", "both"):
+            raise ValueError("conditioning must be 'cross_attention', 'time_embedding' or 'both', "
+                             f"not {conditioning!r}")
         self.num_classes, self.conditioning = num_classes, conditioning
         self.base, emb_dim = channels[0], 4 * channels[0]
         self.time_mlp = nn.Sequential(nn.Linear(self.base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         ctx_dim = None
-        if conditioning == "cross_attention":
+        if conditioning in ("cross_attention", "both"):
             # K tokens per class (+ the null class): softmax over one token would be the constant 1,
             # i.e. a bias; over K tokens each position chooses what part of the class to read.
             ctx_dim, self.class_tokens = channels[-1], class_tokens
             self.class_emb = nn.Embedding(num_classes + 1, class_tokens * ctx_dim)
-        else:
+        if conditioning == "time_embedding":
             self.class_emb = nn.Embedding(num_classes + 1, emb_dim)
+        if conditioning == "both":      # the class also scales/shifts every residual block, 7x7 included
+            self.class_time_emb = nn.Embedding(num_classes + 1, emb_dim)
 
         self.conv_in = nn.Conv2d(in_channels, channels[0], 3, padding=1)
         self.down, skips, c = nn.ModuleList(), [channels[0]], channels[0]
@@ -131,10 +135,12 @@ class UNet(nn.Module):
         """x: noisy input [B,C,H,W]; t: timesteps [B] in 0..T-1; y: classes [B], num_classes = null."""
         emb = self.time_mlp(timestep_embedding(t, self.base).to(x.dtype))
         context = None
-        if self.conditioning == "cross_attention":
+        if self.conditioning in ("cross_attention", "both"):
             context = self.class_emb(y).unflatten(-1, (self.class_tokens, -1))
-        else:
+        if self.conditioning == "time_embedding":
             emb = emb + self.class_emb(y)
+        if self.conditioning == "both":
+            emb = emb + self.class_time_emb(y)
         h, hs = self.conv_in(x), []
         hs.append(h)
         for layer in self.down:

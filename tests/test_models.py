@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from fmnist_ldm.config import Config, preset
@@ -25,7 +26,7 @@ def test_timestep_embedding():
 
 
 def test_unet_latent_and_pixel_shapes():
-    for conditioning in ("cross_attention", "time_embedding"):
+    for conditioning in ("cross_attention", "time_embedding", "both"):
         net = UNet(4, (16, 32), conditioning=conditioning)
         x = torch.randn(3, 4, 7, 7)
         assert net(x, torch.tensor([0, 500, 999]), torch.tensor([0, 9, 10])).shape == x.shape
@@ -34,14 +35,23 @@ def test_unet_latent_and_pixel_shapes():
     assert pixel(x, torch.tensor([1, 2]), torch.tensor([3, 10])).shape == x.shape
 
 
-def test_class_changes_the_output():
+@pytest.mark.parametrize("conditioning", ["cross_attention", "time_embedding", "both"])
+def test_class_changes_the_output(conditioning):
     torch.manual_seed(0)
-    net = UNet(4, (16, 32))
+    net = UNet(4, (16, 32), conditioning=conditioning)
     for p in net.out.parameters():          # the output conv starts at zero; wake it for the test
         torch.nn.init.normal_(p, std=0.1)
-    x, t = torch.randn(1, 4, 7, 7).repeat(2, 1, 1, 1), torch.tensor([500, 500])
-    out = net(x, t, torch.tensor([1, 7]))
+    x, t, y = torch.randn(1, 4, 7, 7).repeat(2, 1, 1, 1), torch.tensor([500, 500]), torch.tensor([1, 7])
+    out = net(x, t, y)
     assert not torch.allclose(out[0], out[1])
+    if conditioning == "both":              # each route alone still carries the class
+        for route in (net.class_emb, net.class_time_emb):
+            with torch.no_grad():
+                saved = route.weight.clone()
+                route.weight.zero_()
+                alone = net(x, t, y)
+                route.weight.copy_(saved)
+            assert not torch.allclose(alone[0], alone[1])
 
 
 def test_config_round_trip():
