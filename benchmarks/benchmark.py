@@ -2,6 +2,7 @@
 
     python benchmarks/benchmark.py targets          # training time, images/s, accuracy, FID ratio
     python benchmarks/benchmark.py table            # samplers x steps x guidance -> results.md + plot
+    python benchmarks/benchmark.py guidance         # guidance scale x interval at the default sampler -> guidance.md
 
 Numbers are measured on the machine this runs on; results.md records which.
 """
@@ -95,6 +96,27 @@ def cmd_table(a):
     write_table(rows, a)
 
 
+# (scale, interval): no guidance, guidance at every step, and guidance only inside an interval
+GUIDANCE_GRID = [(1.0, None), (1.5, None), (2.0, None), (2.0, (200, 800)), (3.0, (200, 800)),
+                 (3.0, (300, 900)), (4.0, (250, 750)), (4.0, (300, 700)), (5.0, (300, 700))]
+
+
+def cmd_guidance(a):
+    """Where in t guidance helps: class accuracy against FID for each (scale, interval)."""
+    pipe, judge = load(a)
+    lines = [f"Measured {datetime.date.today()} on {machine()} with `python benchmarks/benchmark.py guidance "
+             f"--n-per-class {a.n_per_class}` ({DEFAULTS['sampler']}, {DEFAULTS['steps']} steps).", "",
+             "| guidance | interval (t) | n | FID | FID / real-vs-real | KID | accuracy | images/s |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for w, interval in GUIDANCE_GRID:
+        r = run(pipe, judge, a.n_per_class, DEFAULTS["sampler"], DEFAULTS["steps"], w, interval)
+        print(json.dumps({"guidance": w, "interval": interval, **r}), flush=True)
+        lines.append(f"| {w:g} | {'all' if interval is None else list(interval)} | {r['n']} | {r['fid']:.3f} | "
+                     f"{r['fid_ratio']:.2f} | {r['kid']:.4f} | {r['accuracy']:.3f} | {r['images_per_s']:.0f} |")
+    (HERE / "guidance.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def write_table(rows, a, text: bool = True):
     lines = [f"Measured {datetime.date.today()} on {machine()} with "
              f"`python benchmarks/benchmark.py table --n-per-class {a.n_per_class} --ddpm-n-per-class {a.ddpm_n_per_class}"
@@ -135,7 +157,7 @@ def write_table(rows, a, text: bool = True):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["targets", "table", "plot"], help="plot: redraw from results.json")
+    p.add_argument("what", choices=["targets", "table", "guidance", "plot"], help="plot: redraw from results.json")
     p.add_argument("--n-per-class", type=int, default=500, help="5000 images in all by default")
     p.add_argument("--ddpm-n-per-class", type=int, default=100, help="DDPM-1000 is slow: fewer images")
     p.add_argument("--model-dir", default=str(MODEL_DIR))
@@ -144,7 +166,7 @@ def main():
     setup_cpu()
     if a.what == "plot":
         return write_table(json.loads((HERE / "results.json").read_text()), a, text=False)
-    {"targets": cmd_targets, "table": cmd_table}[a.what](a)
+    {"targets": cmd_targets, "table": cmd_table, "guidance": cmd_guidance}[a.what](a)
 
 
 if __name__ == "__main__":
