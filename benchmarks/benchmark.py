@@ -57,7 +57,8 @@ def cmd_targets(a):
               "decoder_gan": vae_meta.get("decoder_gan_seconds", 0), "unet": unet_meta["unet_seconds"]}
     minutes = sum(stages.values()) / 60
     print("training stages (s):", {k: round(v) for k, v in stages.items()},
-          "| decoder stage timed on:", vae_meta.get("decoder_gan_machine", "the same machine"))
+          "| decoder stage timed on:", vae_meta.get("decoder_gan_machine", "the same machine"),
+          "| UNet timed on:", unet_meta.get("unet_machine", "the same machine as the VAE"))
     r = run(pipe, judge, a.n_per_class, DEFAULTS["sampler"], DEFAULTS["steps"], DEFAULTS["guidance"],
             DEFAULTS["guidance_interval"])
     rows = [("full training, VAE + decoder GAN + UNet (min)", minutes, "<=", TARGETS["train_minutes"]),

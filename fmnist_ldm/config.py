@@ -35,7 +35,7 @@ class Config:
     unet_channels: tuple = (48, 96)      # width per resolution level (7x7, 4x4 for latents)
     unet_blocks: int = 1                 # residual blocks per level on the way down (one more on the way up)
     unet_attention: tuple = (False, True)  # self-attention at each level (it is cheap at 4x4)
-    conditioning: str = "cross_attention"  # "cross_attention" (to class tokens), "time_embedding" or "both"
+    conditioning: str = "both"           # "cross_attention" (to class tokens), "time_embedding", or both at once
     class_tokens: int = 4                # tokens per class that cross-attention attends to
     p_uncond: float = 0.1                # label dropout: how often the null class is trained (for guidance)
     # --- diffusion ---

@@ -88,7 +88,6 @@ def test_sliders_redraw_the_picture(lab, tmp_path):
         page.locator(".widget-label").filter(has_text="step 10/20").wait_for(timeout=120_000)
         page.wait_for_function("prev => { const i = document.querySelector('.widget-output img');"
                                " return i && i.src !== prev; }", arg=after_class, timeout=120_000)
-        time.sleep(2)                                        # let the last redraw land
         assert picture() != after_class and "step 10/20" in caption.first.inner_text()
         page.screenshot(path=str(tmp_path / "lab.png"))
         browser.close()
