@@ -92,6 +92,11 @@ print(f"{'total':12s} {sum(p.numel() for p in unet.parameters()):>9,}")
 # token would not really be attention. Below: for a real sneaker's latent noised to t = 300,
 # how much each of the 16 positions attends to each of the 4 tokens (averaged over heads) in the
 # first cross-attention.
+#
+# The class also takes a second, plainer route: a class embedding added to the timestep embedding,
+# so it scales and shifts every residual block, the 7×7 ones too (which have no attention). SDXL
+# does the same with a pooled text embedding. With both routes the shipped UNet scored a lower FID
+# than with cross-attention alone at the same training budget (model card, "What moved FID").
 
 # %%
 levels = [m for m in unet.modules() if isinstance(m, Level) and m.xattn is not None]

@@ -106,7 +106,7 @@ plt.show()
 # %% [markdown]
 # ## What it learned
 # Samples from the EMA weights just trained, with the library's defaults (20 DPM-Solver++
-# steps, guidance 3 for t in [200, 800]). In fast
+# steps, guidance 5 for t in [300, 700]). In fast
 # mode they are rough; the shipped weights (notebook 05) trained ~30 epochs.
 
 # %%
