@@ -105,9 +105,7 @@ class UNet(nn.Module):
             # i.e. a bias; over K tokens each position chooses what part of the class to read.
             ctx_dim, self.class_tokens = channels[-1], class_tokens
             self.class_emb = nn.Embedding(num_classes + 1, class_tokens * ctx_dim)
-        if conditioning == "time_embedding":
-            self.class_emb = nn.Embedding(num_classes + 1, emb_dim)
-        if conditioning == "both":      # the class also scales/shifts every residual block, 7x7 included
+        if conditioning in ("time_embedding", "both"):  # a per-channel shift in every residual block, 7x7 too
             self.class_time_emb = nn.Embedding(num_classes + 1, emb_dim)
 
         self.conv_in = nn.Conv2d(in_channels, channels[0], 3, padding=1)
@@ -137,9 +135,7 @@ class UNet(nn.Module):
         context = None
         if self.conditioning in ("cross_attention", "both"):
             context = self.class_emb(y).unflatten(-1, (self.class_tokens, -1))
-        if self.conditioning == "time_embedding":
-            emb = emb + self.class_emb(y)
-        if self.conditioning == "both":
+        if self.conditioning in ("time_embedding", "both"):
             emb = emb + self.class_time_emb(y)
         h, hs = self.conv_in(x), []
         hs.append(h)
