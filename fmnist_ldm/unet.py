@@ -91,7 +91,7 @@ class Level(nn.Module):
 
 class UNet(nn.Module):
     def __init__(self, in_channels=4, channels=(64, 128), blocks=1, attention=(False, True),
-                 num_classes=10, conditioning="cross_attention", class_tokens=4):
+                 num_classes=10, conditioning="both", class_tokens=4):
         super().__init__()
         if conditioning not in ("cross_attention", "time_embedding", "both"):
             raise ValueError("conditioning must be 'cross_attention', 'time_embedding' or 'both', "
