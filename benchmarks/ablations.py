@@ -25,6 +25,7 @@ from fmnist_ldm.diffusion import NoiseSchedule, training_loss
 from fmnist_ldm.metrics import evaluate_samples, load_judge
 from fmnist_ldm.pipeline import DEFAULTS, MODEL_DIR, Pipeline
 from fmnist_ldm.train import encode, train_unet
+from fmnist_ldm.unet import CONDITIONINGS
 from fmnist_ldm.weights import build_unet, load_model, read_weights, save_weights
 
 HERE = Path(__file__).resolve().parent
@@ -47,7 +48,7 @@ def seconds_per_step(cfg, data) -> float:
 
 def variants(what: str, base):
     if what == "conditioning":
-        return {m: dataclasses.replace(base, conditioning=m) for m in ("cross_attention", "time_embedding", "both")}
+        return {m: dataclasses.replace(base, conditioning=m) for m in CONDITIONINGS}
     # pixel space: one more level (28 -> 14 -> 7), attention only at 7x7
     return {"latent": base, "pixel": dataclasses.replace(base, space="pixel", unet_channels=(32, 64, 96),
                                                            unet_attention=(False, False, True))}

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from fmnist_ldm.config import Config, preset
-from fmnist_ldm.unet import UNet, timestep_embedding
+from fmnist_ldm.unet import CONDITIONINGS, UNet, timestep_embedding
 from fmnist_ldm.vae import VAE
 from fmnist_ldm.weights import build_unet
 
@@ -26,7 +26,7 @@ def test_timestep_embedding():
 
 
 def test_unet_latent_and_pixel_shapes():
-    for conditioning in ("cross_attention", "time_embedding", "both"):
+    for conditioning in CONDITIONINGS:
         net = UNet(4, (16, 32), conditioning=conditioning)
         x = torch.randn(3, 4, 7, 7)
         assert net(x, torch.tensor([0, 500, 999]), torch.tensor([0, 9, 10])).shape == x.shape
@@ -35,7 +35,7 @@ def test_unet_latent_and_pixel_shapes():
     assert pixel(x, torch.tensor([1, 2]), torch.tensor([3, 10])).shape == x.shape
 
 
-@pytest.mark.parametrize("conditioning", ["cross_attention", "time_embedding", "both"])
+@pytest.mark.parametrize("conditioning", CONDITIONINGS)
 def test_class_changes_the_output(conditioning):
     torch.manual_seed(0)
     net = UNet(4, (16, 32), conditioning=conditioning)
