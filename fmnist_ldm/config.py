@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import json
 import os
+import platform
 from dataclasses import dataclass, field
 
 import torch
@@ -117,3 +118,12 @@ def autocast(enabled: bool):
     `cfg.bf16` asks for it; CPUs without fast bf16 stay in float32 (same weights, same results
     up to rounding)."""
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled and fast_bf16())
+
+
+def machine() -> str:
+    """What timings were taken on: CPU model, threads, and whether bf16 ran on fast units."""
+    cpu = platform.processor()
+    if os.path.exists("/proc/cpuinfo"):
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), cpu)
+    return (f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+            f"{'bf16 on fast units' if fast_bf16() else 'float32 (no fast bf16)'}")

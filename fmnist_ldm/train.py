@@ -13,7 +13,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
-from .config import Config, autocast
+from .config import Config, autocast, machine
 from .data import LatentDataset, load_fashion_mnist, to_model_range
 from .diffusion import NoiseSchedule, training_loss
 from .vae import DecoderGAN
@@ -159,12 +159,13 @@ def train_all(cfg: Config):
             vae, gan_hist = sharpen_decoder(cfg, vae, x, mean, std)
             timings["decoder_gan_seconds"] = gan_hist["seconds"]
         save_weights(vae, out / "vae.safetensors", "vae", cfg, loss=hist["loss"][::10],
-                     seconds=hist["seconds"], decoder_gan_seconds=timings.get("decoder_gan_seconds", 0))
+                     seconds=hist["seconds"], decoder_gan_seconds=timings.get("decoder_gan_seconds", 0),
+                     decoder_gan_loss=gan_hist["loss"][::10] if cfg.vae_gan_epochs else [], machine=machine())
         data = LatentDataset(mean, std, labels, vae.scale.item())
     else:
         data = LatentDataset(x, None, labels, 1.0)
     unet, hist = train_unet(cfg, data)
     timings["unet_seconds"] = hist["seconds"]
     name = "unet.safetensors" if cfg.space == "latent" else "unet_pixel.safetensors"
-    save_weights(unet, out / name, "unet", cfg, loss=hist["loss"][::10], **timings)
+    save_weights(unet, out / name, "unet", cfg, loss=hist["loss"][::10], machine=machine(), **timings)
     return timings
