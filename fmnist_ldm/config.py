@@ -124,6 +124,7 @@ def machine() -> str:
     """What timings were taken on: CPU model, threads, and whether bf16 ran on fast units."""
     cpu = platform.processor()
     if os.path.exists("/proc/cpuinfo"):
-        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), cpu)
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
     return (f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
             f"{'bf16 on fast units' if fast_bf16() else 'float32 (no fast bf16)'}")
