@@ -155,12 +155,13 @@ def train_all(cfg: Config):
         vae, hist, (mean, std) = train_vae(cfg, x)
         timings["vae_seconds"] = hist["seconds"]
         timings["encode_seconds"] = time.perf_counter() - t0 - hist["seconds"]
+        gan = {"decoder_gan_seconds": 0, "decoder_gan_loss": []}
         if cfg.vae_gan_epochs:
             vae, gan_hist = sharpen_decoder(cfg, vae, x, mean, std)
+            gan = {"decoder_gan_seconds": gan_hist["seconds"], "decoder_gan_loss": gan_hist["loss"][::10]}
             timings["decoder_gan_seconds"] = gan_hist["seconds"]
         save_weights(vae, out / "vae.safetensors", "vae", cfg, loss=hist["loss"][::10],
-                     seconds=hist["seconds"], decoder_gan_seconds=timings.get("decoder_gan_seconds", 0),
-                     decoder_gan_loss=gan_hist["loss"][::10] if cfg.vae_gan_epochs else [], machine=machine())
+                     seconds=hist["seconds"], machine=machine(), **gan)
         data = LatentDataset(mean, std, labels, vae.scale.item())
     else:
         data = LatentDataset(x, None, labels, 1.0)
