@@ -78,8 +78,9 @@ def cmd_sample(a):
 
 
 def cmd_train(a):
+    widths = {"latent_channels": a.latent_channels} if a.latent_channels else {}
     cfg = preset(a.preset, seed=a.seed, out_dir=a.out_dir or preset(a.preset).out_dir,
-                 data_dir=a.data_dir, space=a.space)
+                 data_dir=a.data_dir, space=a.space, **widths)
     from .train import train_all
     t0 = time.perf_counter()
     timings = train_all(cfg)
@@ -114,6 +115,8 @@ def main(argv=None):
     t.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files")
     t.add_argument("--space", choices=["latent", "pixel"], default="latent")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--latent-channels", type=_positive_int,
+                   help="C of the VAE's C x 7 x 7 latent (default 4; the model card measures 8)")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="generate images from trained weights")

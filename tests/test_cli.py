@@ -28,6 +28,20 @@ def test_bad_input_is_one_line_exit_2(capsys, tiny_model_dir, args, needle):
     assert out.err.startswith("error:") and out.err.count("\n") == 1
 
 
+def test_train_rejects_a_zero_width_latent(capsys):
+    code, out = run_cli(capsys, "train", "--latent-channels", "0")
+    assert code == 2 and out.err.startswith("error:") and "at least 1" in out.err
+
+
+def test_train_passes_the_latent_width_on(monkeypatch, capsys, tmp_path):
+    import fmnist_ldm.train
+    configs = []
+    monkeypatch.setattr(fmnist_ldm.train, "train_all", lambda cfg: configs.append(cfg) or {})
+    main(["train", "--preset", "fast", "--latent-channels", "8", "--out-dir", str(tmp_path)])
+    main(["train", "--preset", "fast", "--out-dir", str(tmp_path)])
+    assert [c.latent_channels for c in configs] == [8, 4] and configs[0].out_dir == str(tmp_path)
+
+
 def test_missing_and_foreign_weights(capsys, tmp_path, tiny_model_dir):
     code, out = run_cli(capsys, "sample", "--model-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "a.png"))
     assert code == 2 and "does not exist" in out.err
