@@ -78,9 +78,9 @@ def cmd_sample(a):
 
 
 def cmd_train(a):
-    widths = {"latent_channels": a.latent_channels} if a.latent_channels else {}
-    cfg = preset(a.preset, seed=a.seed, out_dir=a.out_dir or preset(a.preset).out_dir,
-                 data_dir=a.data_dir, space=a.space, **widths)
+    default = preset(a.preset)
+    cfg = preset(a.preset, seed=a.seed, out_dir=a.out_dir or default.out_dir, data_dir=a.data_dir,
+                 space=a.space, latent_channels=a.latent_channels or default.latent_channels)
     from .train import train_all
     t0 = time.perf_counter()
     timings = train_all(cfg)
