@@ -31,6 +31,7 @@ class Config:
     vae_gan_epochs: int = 2              # then: decoder-only fine-tuning against a patch discriminator (0 = off)
     vae_gan_weight: float = 0.3          # weight of the adversarial term beside L1 + MSE
     vae_gan_lr: float = 2e-4
+    vae_gan_decoder_blocks: int = 1      # residual blocks per decoder level in that stage (added ones start as identity)
     # --- denoiser UNet ---
     space: str = "latent"                # "latent" (LDM) or "pixel" (diffuse the 1x28x28 image itself)
     unet_channels: tuple = (48, 96)      # width per resolution level (7x7, 4x4 for latents)

@@ -93,7 +93,7 @@ def train_vae(cfg: Config, images: torch.Tensor):
     """images: float [N,1,28,28] in [-1,1]. Returns the EMA VAE with its latent scale set, its
     history, and the posterior (mean, std) of every image (the UNet's training data)."""
     torch.manual_seed(cfg.seed)
-    vae = build_vae(cfg)
+    vae = build_vae(cfg, stage="vae")
     loss = lambda idx, gen: vae.loss(images[idx], cfg.vae_kl_weight, gen)[0]
     vae, hist = fit(vae, loss, len(images), cfg.vae_epochs, cfg.vae_batch_size, cfg.vae_lr, cfg,
                     Path(cfg.out_dir) / "vae.ckpt", "VAE")
@@ -107,6 +107,8 @@ def sharpen_decoder(cfg: Config, vae, images: torch.Tensor, mean: torch.Tensor, 
     """Fine-tune the decoder against a patch discriminator (encoder, latents and scale unchanged).
     mean, std: the posterior of every image. Returns the VAE with the EMA decoder, and history."""
     torch.manual_seed(cfg.seed + 2)
+    if cfg.vae_gan_decoder_blocks > vae.decoder.blocks:
+        vae.decoder = vae.decoder.deepened(cfg.vae_gan_decoder_blocks)
     gan = DecoderGAN(vae.decoder)
 
     def loss(idx, gen):

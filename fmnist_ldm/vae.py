@@ -58,12 +58,16 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, channels=(32, 64, 128), latent_channels=4):
+    def __init__(self, channels=(32, 64, 128), latent_channels=4, blocks: int = 1):
         super().__init__()
+        self.channels, self.latent_channels, self.blocks = tuple(channels), latent_channels, blocks
         rev = channels[::-1]
         layers = [nn.Conv2d(latent_channels, rev[0], 3, padding=1), ChannelAttention(rev[0])]
         for i, c in enumerate(rev):
             layers.append(ResBlock(rev[max(i - 1, 0)], c))
+            for _ in range(blocks - 1):
+                layers.append(ResBlock(c, c))
+                layers[-1].added = True                    # marks what `deepened` must initialise
             if i < len(rev) - 1:                           # 7 -> 14 -> 28
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)]
         layers += [norm(rev[-1]), nn.SiLU(), nn.Conv2d(rev[-1], 1, 3, padding=1)]
@@ -72,12 +76,31 @@ class Decoder(nn.Module):
     def forward(self, z):
         return self.net(z)
 
+    def deepened(self, blocks: int) -> "Decoder":
+        """A copy with `blocks` residual blocks per level, computing exactly what this one does:
+        each added block's last convolution starts at zero, so x + body(x) = x (the "zero init"
+        of Goyal et al. 2017), and training grows new capacity from the trained decoder."""
+        if blocks < self.blocks:
+            raise ValueError(f"a decoder with {self.blocks} blocks per level cannot be deepened to {blocks}")
+        deeper = Decoder(self.channels, self.latent_channels, blocks)
+        old, added_in_level = iter(self.net), 0
+        for layer in deeper.net:
+            if getattr(layer, "added", False):
+                added_in_level += 1
+                if added_in_level >= self.blocks:          # a block this decoder lacks: identity
+                    nn.init.zeros_(layer.body[-1].weight), nn.init.zeros_(layer.body[-1].bias)
+                    continue
+            else:
+                added_in_level = 0
+            layer.load_state_dict(next(old).state_dict())
+        return deeper
+
 
 class VAE(nn.Module):
-    def __init__(self, channels=(32, 64, 128), latent_channels=4):
+    def __init__(self, channels=(32, 64, 128), latent_channels=4, decoder_blocks: int = 1):
         super().__init__()
         self.encoder = Encoder(channels, latent_channels)
-        self.decoder = Decoder(channels, latent_channels)
+        self.decoder = Decoder(channels, latent_channels, decoder_blocks)
         # 1/std of the training latents, set from data after training (Rombach et al. sec. 4.3.2):
         # it gives the diffusion model unit-variance inputs, whatever the KL weight did to the scale.
         self.register_buffer("scale", torch.tensor(1.0))

@@ -19,8 +19,11 @@ class WeightsError(ValueError):
     pass
 
 
-def build_vae(cfg: Config) -> VAE:
-    return VAE(cfg.vae_channels, cfg.latent_channels)
+def build_vae(cfg: Config, stage: str = "final") -> VAE:
+    """stage "vae": as the VAE stage trains it; "final": as exported, i.e. with the decoder the GAN
+    stage deepened (if that stage runs)."""
+    blocks = cfg.vae_gan_decoder_blocks if stage == "final" and cfg.vae_gan_epochs else 1
+    return VAE(cfg.vae_channels, cfg.latent_channels, blocks)
 
 
 def build_unet(cfg: Config) -> UNet:

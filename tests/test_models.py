@@ -95,3 +95,23 @@ def test_decoder_gan_gradients_go_where_they_belong():
     for n, p in gan.decoder.named_parameters():
         torch.testing.assert_close(grads["decoder." + n], p.grad)
     assert set(parts) == {"rec", "g_adv", "d"}
+
+
+def test_deepened_decoder_starts_as_the_same_function_and_then_learns():
+    """Added residual blocks start as the identity, so a deepened decoder decodes exactly as the
+    trained one did; their zeroed last convolution still gets a gradient, so they can learn."""
+    from fmnist_ldm.vae import Decoder
+    torch.manual_seed(0)
+    shallow = Decoder((8, 16, 32), latent_channels=4)
+    deep = shallow.deepened(2)
+    deeper = deep.deepened(3)
+    z = torch.randn(3, 4, 7, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(deep(z), shallow(z))
+        torch.testing.assert_close(deeper(z), shallow(z))
+    added = [m for m in deeper.net if getattr(m, "added", False)]
+    assert len(added) == 2 * 3 and deeper.blocks == 3
+    deeper(z).square().mean().backward()
+    assert all(m.body[-1].weight.grad.abs().sum() > 0 for m in added)
+    with pytest.raises(ValueError, match="cannot be deepened"):
+        deeper.deepened(2)

@@ -86,3 +86,24 @@ def test_sharpen_decoder_leaves_the_encoder_and_latents_alone(tiny_cfg):
     for k, v in vae.encoder.state_dict().items():
         torch.testing.assert_close(v, encoder[k])
     assert any(not torch.equal(v, decoder[k]) for k, v in vae.decoder.state_dict().items())
+
+
+def test_sharpen_decoder_deepens_the_decoder_and_the_export_reloads(tiny_cfg, tmp_path):
+    """With vae_gan_decoder_blocks = 2 the GAN stage trains a deeper decoder; the exported file
+    rebuilds that decoder from its config alone, and decodes as the trained VAE does."""
+    import dataclasses
+    from fmnist_ldm.train import sharpen_decoder
+    from fmnist_ldm.weights import build_vae, load_model, save_weights
+    cfg = dataclasses.replace(tiny_cfg, vae_gan_epochs=1, vae_gan_decoder_blocks=2, vae_batch_size=8,
+                              checkpoint_every=2, warmup_steps=1)
+    torch.manual_seed(0)
+    vae = build_vae(cfg, stage="vae")
+    assert vae.decoder.blocks == 1
+    images = torch.rand(16, 1, 28, 28) * 2 - 1
+    mean, std = torch.randn(16, 4, 7, 7), torch.rand(16, 4, 7, 7) * 0.1
+    vae, _ = sharpen_decoder(cfg, vae, images, mean, std)
+    assert vae.decoder.blocks == 2
+    save_weights(vae, tmp_path / "vae.safetensors", "vae", cfg)
+    loaded, _ = load_model(tmp_path / "vae.safetensors", "vae")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.decode(mean[:2]), vae.decode(mean[:2]))
