@@ -44,6 +44,7 @@ class Config:
     timesteps: int = 1000                # T of the forward process
     schedule: str = "cosine"             # "linear" (Ho et al.) or "cosine" (Nichol & Dhariwal)
     prediction: str = "v"                # "eps" or "v" (Salimans & Ho): what the UNet predicts
+    min_snr_gamma: float | None = None   # Min-SNR-gamma loss weighting over t (Hang et al. 2023); None = plain MSE
     # --- UNet training ---
     unet_epochs: int = 30
     unet_steps: int | None = None        # if set, train this many steps instead (ablations at equal time)

@@ -76,16 +76,27 @@ class NoiseSchedule:
 
 
 def training_loss(model, schedule: NoiseSchedule, x0, y, prediction: str, p_uncond: float,
-                  num_classes: int, generator=None):
+                  num_classes: int, generator=None, min_snr_gamma: float | None = None):
     """Ho et al. Algorithm 1 with label dropout: with probability p_uncond the class becomes the
-    null class, so the one network learns both p(x|y) and p(x) (classifier-free guidance)."""
+    null class, so the one network learns both p(x|y) and p(x) (classifier-free guidance).
+
+    min_snr_gamma: Min-SNR-gamma weighting (Hang et al. 2023). In x0 terms the eps loss weighs
+    timestep t by SNR_t and the v loss by SNR_t + 1; both spend most of the gradient on nearly
+    clean inputs. Clamping the x0 weight at gamma, i.e. weighting the loss by
+    min(SNR_t, gamma) / SNR_t (eps) or min(SNR_t, gamma) / (SNR_t + 1) (v), evens that out."""
     b = x0.shape[0]
     t = torch.randint(0, schedule.T, (b,), generator=generator)
     noise = torch.randn(x0.shape, generator=generator)
     drop = torch.rand(b, generator=generator) < p_uncond
     y = torch.where(drop, torch.full_like(y, num_classes), y)
     out = model(schedule.q_sample(x0, t, noise), t, y)
-    return F.mse_loss(out.float(), schedule.target(x0, noise, t, prediction))
+    target = schedule.target(x0, noise, t, prediction)
+    if min_snr_gamma is None:
+        return F.mse_loss(out.float(), target)
+    snr = schedule.snr().float()[t]
+    weight = snr.clamp(max=min_snr_gamma) / (snr + 1 if prediction == "v" else snr)
+    per_example = (out.float() - target).square().flatten(1).mean(1)
+    return (weight * per_example).mean()
 
 
 def guided_denoiser(model, schedule, prediction, y, guidance: float = 1.0,

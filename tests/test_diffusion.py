@@ -169,3 +169,30 @@ def test_guidance_combines_conditional_and_unconditional():
     torch.testing.assert_close(eps[:, 0, 0, 0], expected)
     _, eps_out = guided_denoiser(Toy(), s, "v", y, guidance=3.0, interval=(600, 900))(x, 500)
     torch.testing.assert_close(eps_out[:, 0, 0, 0], math.sqrt(s.abar_at(500)) * y.float())
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_min_snr_loss_matches_diffusers(prediction):
+    """Min-SNR-gamma weighting against diffusers' training scripts (train_text_to_image.py):
+    compute_snr, min(snr, gamma) / snr (epsilon) or / (snr + 1) (v_prediction), per-example mean."""
+    import torch.nn.functional as F
+    from diffusers.training_utils import compute_snr
+    from fmnist_ldm.diffusion import training_loss
+    ours = NoiseSchedule("cosine")
+    ref = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                                  prediction_type="epsilon" if prediction == "eps" else "v_prediction")
+    model = lambda x, t, y: 0.3 * x + 0.01 * t[:, None, None, None] / 1000   # any fixed function
+    x0, y, gamma = torch.randn(64, 4, 7, 7), torch.randint(0, 10, (64,)), 5.0
+    loss = training_loss(model, ours, x0, y, prediction, 0.0, 10, torch.Generator().manual_seed(1), gamma)
+    g = torch.Generator().manual_seed(1)              # the same draws, in the same order
+    t = torch.randint(0, 1000, (64,), generator=g)
+    noise = torch.randn(x0.shape, generator=g)
+    x_t = ref.add_noise(x0, noise, t)
+    target = noise if prediction == "eps" else ref.get_velocity(x0, noise, t)
+    snr = compute_snr(ref, t)
+    weights = torch.stack([snr, gamma * torch.ones_like(snr)], dim=1).min(dim=1)[0]
+    weights = weights / snr if prediction == "eps" else weights / (snr + 1)
+    expected = (F.mse_loss(model(x_t, t, y), target, reduction="none").mean(dim=(1, 2, 3)) * weights).mean()
+    torch.testing.assert_close(loss, expected, rtol=1e-4, atol=1e-6)
+    plain = training_loss(model, ours, x0, y, prediction, 0.0, 10, torch.Generator().manual_seed(1))
+    assert not torch.isclose(plain, loss)              # the weighting changes the loss
