@@ -115,17 +115,18 @@ plt.show()
 
 # %% [markdown]
 # ## What a latent looks like
-# Each of the 4 latent channels is a 7×7 map (all on one colour scale). They are not little
+# Each latent channel (4 here) is a 7×7 map (all on one colour scale). They are not little
 # pictures, but the garment's outline shows through: the trousers' two legs, the boot's sole.
 
 # %%
 with torch.no_grad():
     z = vae.encode(to_model_range(test_x[:3]))[0]
 lim = z.abs().max().item()
-fig, axes = plt.subplots(3, 5, figsize=(9, 5))
+channels = z.shape[1]                     # 4 for the shipped VAE
+fig, axes = plt.subplots(3, 1 + channels, figsize=(1.8 * (1 + channels), 5))
 for r in range(3):
     axes[r, 0].imshow(test_x[r], cmap="gray")
-    for c in range(4):
+    for c in range(channels):
         im = axes[r, c + 1].imshow(z[r, c], cmap="RdBu_r", vmin=-lim, vmax=lim)
         axes[0, c + 1].set_title(f"channel {c}")
     for ax in axes[r]:
