@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import json
 import time
 import urllib.request
 from pathlib import Path
@@ -51,6 +52,34 @@ def lab():
     proc.wait(timeout=30)
 
 
+def _wait_for_idle_kernel(url, token, notebook, timeout=180):
+    """Poll the server (not the page) until the notebook's kernel has a session and reports idle."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with urllib.request.urlopen(f"{url}/api/sessions?token={token}", timeout=5) as r:
+            sessions = json.load(r)
+        if any(s["path"].endswith(notebook) and s["kernel"]["execution_state"] == "idle" for s in sessions):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the kernel of {notebook} did not start and reach idle in {timeout} s")
+
+
+def _run_all_cells(page, tries=3):
+    """Run > Run All Cells, retried while no cell starts: right after the kernel turns idle the
+    front end can still drop the command, which once left a CI run waiting for nothing."""
+    started = ("() => [...document.querySelectorAll('.jp-InputPrompt')]"
+               ".some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))")
+    for _ in range(tries):
+        page.click("text=Run", timeout=30_000)               # the Run menu
+        page.click("text=Run All Cells", timeout=30_000)
+        try:
+            page.wait_for_function(started, timeout=30_000)
+            return
+        except pw.TimeoutError:
+            page.keyboard.press("Escape")                    # close the menu if it is still open
+    pytest.fail(f"'Run All Cells' started no cell in {tries} tries")
+
+
 def test_sliders_redraw_the_picture(lab, tmp_path):
     url, token = lab
     with pw.sync_playwright() as p:
@@ -60,10 +89,8 @@ def test_sliders_redraw_the_picture(lab, tmp_path):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/lab/tree/notebooks/05_application.ipynb?token={token}")
         page.wait_for_selector(".jp-Notebook", timeout=120_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator, .jp-Toolbar", timeout=60_000)
-        time.sleep(3)                                        # let the kernel come up
-        page.click("text=Run", timeout=30_000)               # the Run menu
-        page.click("text=Run All Cells", timeout=30_000)
+        _wait_for_idle_kernel(url, token, "notebooks/05_application.ipynb")
+        _run_all_cells(page)
         sliders = page.locator(".widget-slider, .jupyter-widget-slider, .widget-hslider")
         sliders.first.wait_for(timeout=480_000)
         out_img = page.locator(".widget-output img").first
