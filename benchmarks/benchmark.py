@@ -3,6 +3,7 @@
     python benchmarks/benchmark.py targets          # training time, images/s, accuracy, FID ratio
     python benchmarks/benchmark.py table            # samplers x steps x guidance -> results.md + plot
     python benchmarks/benchmark.py guidance         # guidance scale x interval at the default sampler -> guidance.md
+    python benchmarks/benchmark.py n-sweep          # FID, its baseline and their ratio against n -> fid_vs_n.md
 
 Numbers are measured on the machine this runs on; results.md records which.
 """
@@ -114,6 +115,47 @@ def cmd_guidance(a):
     print("\n".join(lines))
 
 
+def cmd_n_sweep(a):
+    """FID is biased by n, and differently for each pair of sets, so FID / real-vs-real depends on
+    the n it is measured at. One set of 10,000 samples at the defaults (and the VAE's
+    reconstructions of 10,000 train images), scored on nested subsets of growing n; FID_inf is
+    the FID extrapolated to n = inf by a straight line in 1/n (Chong & Forsyth 2020)."""
+    from fmnist_ldm.data import load_fashion_mnist, to_model_range, to_uint8
+    from fmnist_ldm.metrics import fid_kid
+    pipe, judge = load(a)
+    ns, n_max = [1000, 2000, 5000, 10000], 10000        # the test split has 10,000 images
+    g = torch.Generator().manual_seed(0)
+    test = load_fashion_mnist("test")[0][torch.randperm(10000, generator=g)]
+    train = load_fashion_mnist("train")[0][torch.randperm(60000, generator=g)[:n_max]]
+    s = pipe.generate([c for c in range(10) for _ in range(n_max // 10)], seed=0)
+    sets = {"samples (defaults)": s.images[torch.randperm(n_max, generator=g)],
+            "VAE reconstructions": to_uint8(torch.cat([pipe.decode(pipe.encode(to_model_range(train[i:i + 1000])))
+                                                       for i in range(0, n_max, 1000)])),
+            "real train (baseline)": train}
+    fids = {name: [fid_kid(test[:n], imgs[:n], judge)["fid"] for n in ns] for name, imgs in sets.items()}
+    for name, f in fids.items():
+        print(json.dumps({"set": name, "n": ns, "fid": f}), flush=True)
+    inv = torch.tensor([1 / n for n in ns], dtype=torch.float64)
+    design = torch.stack([torch.ones_like(inv), inv], 1)
+
+    def fid_inf(f):                                      # intercept of FID = a + b / n
+        return torch.linalg.lstsq(design, torch.tensor(f, dtype=torch.float64)[:, None]).solution[0, 0].item()
+
+    base = fids["real train (baseline)"]
+    lines = [f"Measured {datetime.date.today()} on {machine()} with `python benchmarks/benchmark.py n-sweep` "
+             f"(defaults {DEFAULTS}; each set against the first n of the same shuffled 10,000 test images).", "",
+             "| set | " + " | ".join(f"n = {n:,}" for n in ns) + " | FID_inf |",
+             "|---|" + "---:|" * (len(ns) + 1)]
+    for name, f in fids.items():
+        lines.append(f"| {name}: FID | " + " | ".join(f"{v:.3f}" for v in f) + f" | {fid_inf(f):.3f} |")
+        if name != "real train (baseline)":
+            lines.append(f"| {name}: FID / real-vs-real | " + " | ".join(f"{v / b:.2f}" for v, b in zip(f, base)) + " | |")
+            lines.append(f"| {name}: FID − real-vs-real | " + " | ".join(f"{v - b:.3f}" for v, b in zip(f, base))
+                         + f" | {fid_inf(f) - fid_inf(base):.3f} |")
+    (HERE / "fid_vs_n.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def write_table(rows, a, text: bool = True):
     lines = [f"Measured {datetime.date.today()} on {machine()} with "
              f"`python benchmarks/benchmark.py table --n-per-class {a.n_per_class} --ddpm-n-per-class {a.ddpm_n_per_class}"
@@ -154,7 +196,7 @@ def write_table(rows, a, text: bool = True):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["targets", "table", "guidance", "plot"], help="plot: redraw from results.json")
+    p.add_argument("what", choices=["targets", "table", "guidance", "n-sweep", "plot"], help="plot: redraw from results.json")
     p.add_argument("--n-per-class", type=int, default=500, help="5000 images in all by default")
     p.add_argument("--ddpm-n-per-class", type=int, default=100, help="DDPM-1000 is slow: fewer images")
     p.add_argument("--model-dir", default=str(MODEL_DIR))
@@ -163,7 +205,7 @@ def main():
     setup_cpu()
     if a.what == "plot":
         return write_table(json.loads((HERE / "results.json").read_text()), a, text=False)
-    {"targets": cmd_targets, "table": cmd_table, "guidance": cmd_guidance}[a.what](a)
+    {"targets": cmd_targets, "table": cmd_table, "guidance": cmd_guidance, "n-sweep": cmd_n_sweep}[a.what](a)
 
 
 if __name__ == "__main__":
