@@ -73,8 +73,13 @@ def cmd_sample(a):
     else:
         from .viz import save_class_grid
         save_class_grid(s.images, s.labels, out, ncol=a.n_per_class)
+    if classes == [10] or a.guidance == 1:             # the null class has nothing to guide towards
+        guided = "no guidance"
+    else:
+        lo_hi = a.guidance_interval
+        guided = f"guidance {a.guidance:g}" + (f" for t in [{lo_hi[0]}, {lo_hi[1]}]" if lo_hi else " at every step")
     print(f"wrote {len(labels)} images to {out} ({dt:.1f} s, {len(labels) / dt:.0f} images/s; "
-          f"{a.sampler}, {a.steps} steps, guidance {a.guidance})")
+          f"{a.sampler}, {a.steps} steps, {guided})")
 
 
 def cmd_train(a):
