@@ -121,7 +121,7 @@ def cmd_n_sweep(a):
     reconstructions of 10,000 train images), scored on nested subsets of growing n; FID_inf is
     the FID extrapolated to n = inf by a straight line in 1/n (Chong & Forsyth 2020)."""
     from fmnist_ldm.data import load_fashion_mnist, to_model_range, to_uint8
-    from fmnist_ldm.metrics import fid_kid
+    from fmnist_ldm.metrics import fid_infinity, fid_over_n
     pipe, judge = load(a)
     ns, n_max = [1000, 2000, 5000, 10000], 10000        # the test split has 10,000 images
     g = torch.Generator().manual_seed(0)
@@ -132,15 +132,10 @@ def cmd_n_sweep(a):
             "VAE reconstructions": to_uint8(torch.cat([pipe.decode(pipe.encode(to_model_range(train[i:i + 1000])))
                                                        for i in range(0, n_max, 1000)])),
             "real train (baseline)": train}
-    fids = {name: [fid_kid(test[:n], imgs[:n], judge)["fid"] for n in ns] for name, imgs in sets.items()}
+    fids = {name: fid_over_n(test, imgs, judge, ns) for name, imgs in sets.items()}
     for name, f in fids.items():
         print(json.dumps({"set": name, "n": ns, "fid": f}), flush=True)
-    inv = torch.tensor([1 / n for n in ns], dtype=torch.float64)
-    design = torch.stack([torch.ones_like(inv), inv], 1)
-
-    def fid_inf(f):                                      # intercept of FID = a + b / n
-        return torch.linalg.lstsq(design, torch.tensor(f, dtype=torch.float64)[:, None]).solution[0, 0].item()
-
+    fid_inf = lambda f: fid_infinity(ns, f)
     base = fids["real train (baseline)"]
     lines = [f"Measured {datetime.date.today()} on {machine()} with `python benchmarks/benchmark.py n-sweep` "
              f"(defaults {DEFAULTS}; each set against the first n of the same shuffled 10,000 test images).", "",

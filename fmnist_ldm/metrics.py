@@ -125,6 +125,19 @@ def fid_kid(real_uint8, fake_uint8, judge) -> dict:
             "kid_std": round(kid_std.item(), 6)}
 
 
+def fid_over_n(real_uint8, fake_uint8, judge, ns) -> list[float]:
+    """FID of the first n images of each (already shuffled) set, for each n in ns."""
+    return [fid_kid(real_uint8[:n], fake_uint8[:n], judge)["fid"] for n in ns]
+
+
+def fid_infinity(ns, fids) -> float:
+    """FID at n = inf (Chong & Forsyth 2020): FID's bias is ~linear in 1/n, so fit
+    FID_n = FID_inf + b / n by least squares and return the intercept."""
+    design = torch.tensor([[1.0, 1.0 / n] for n in ns], dtype=torch.float64)
+    target = torch.tensor(fids, dtype=torch.float64)[:, None]
+    return torch.linalg.lstsq(design, target).solution[0, 0].item()
+
+
 def evaluate_samples(images_uint8, labels, judge=None, data_dir=None, seed: int = 0) -> dict:
     """Everything we report about a set of samples, beside the real-data baseline at the same n.
     Samples are compared with n real test images; the baseline compares n real train images

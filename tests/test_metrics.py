@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from fmnist_ldm.cli import main
 from fmnist_ldm.data import load_fashion_mnist
 from fmnist_ldm.evaluate import read_samples
-from fmnist_ldm.metrics import JUDGE_FILE, class_accuracy, fid_kid, load_judge, reconstruction_metrics
+from fmnist_ldm.metrics import (JUDGE_FILE, class_accuracy, fid_infinity, fid_kid, fid_over_n, load_judge,
+                                reconstruction_metrics)
 from fmnist_ldm.weights import load_model, read_weights
 
 
@@ -45,6 +46,20 @@ def test_fid_real_vs_real_is_small_and_blur_is_far_worse(judge, real):
     blurred = fid_kid(test_x[:2000], blur(train), judge)
     assert base["fid"] < blurred["fid"] / 5 and base["kid"] < blurred["kid"] / 5
     assert abs(base["kid"]) < 0.01
+
+
+def test_fid_infinity_recovers_the_intercept_of_a_1_over_n_law():
+    ns = [500, 1000, 2000, 5000]
+    assert fid_infinity(ns, [0.3 + 1500 / n for n in ns]) == pytest.approx(0.3, abs=1e-9)
+
+
+def test_fid_bias_falls_with_n_on_real_data(judge, real):
+    """Real train vs real test: FID shrinks as n grows, towards an intercept near 0."""
+    train, (test_x, _) = real
+    ns = [500, 1000, 2000]
+    fids = fid_over_n(test_x, train, judge, ns)
+    assert fids[0] > fids[1] > fids[2]
+    assert abs(fid_infinity(ns, fids)) < 0.5 * fids[-1]
 
 
 def test_shipped_vae_reconstructs(real):
