@@ -87,10 +87,15 @@ def preset(name: str, **overrides) -> Config:
     return dataclasses.replace(cfg, **overrides)
 
 
+def notebook_mode() -> str:
+    """`fast` when FMNIST_LDM_MODE=fast or under CI (CI=true), else `full`."""
+    return os.environ.get("FMNIST_LDM_MODE") or ("fast" if os.environ.get("CI", "").lower() in ("1", "true") else "full")
+
+
 def notebook_preset(**overrides) -> Config:
-    """The notebooks' config: `fast` when FMNIST_LDM_MODE=fast or under CI (CI=true), else `full`.
-    Whatever the notebooks train goes to runs/notebooks-<mode>/ (git-ignored), never to model/."""
-    mode = os.environ.get("FMNIST_LDM_MODE") or ("fast" if os.environ.get("CI", "").lower() in ("1", "true") else "full")
+    """The notebooks' config, in the notebook_mode() preset. Whatever the notebooks train goes to
+    runs/notebooks-<mode>/ (git-ignored), never to model/."""
+    mode = notebook_mode()
     print(f"Running in {mode.upper()} mode (set FMNIST_LDM_MODE=fast or full to choose).")
     return preset(mode, out_dir=f"runs/notebooks-{mode}", **overrides)
 

@@ -6,6 +6,7 @@ FID is biased by the sample count n, so every FID is reported beside the real-vs
 baseline: real train images against real test images, at the same n."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -114,7 +115,9 @@ def fid_kid(real_uint8, fake_uint8, judge) -> dict:
     feats = JudgeFeatures(judge)
     n = min(len(real_uint8), len(fake_uint8))
     fid = FrechetInceptionDistance(feature=feats, input_img_size=(1, 28, 28))
-    kid = KernelInceptionDistance(feature=feats, subsets=10, subset_size=min(1000, n))
+    with warnings.catch_warnings():          # its note that it keeps all features: 256 per image, fine here
+        warnings.filterwarnings("ignore", "Metric `Kernel Inception Distance` will save all extracted features")
+        kid = KernelInceptionDistance(feature=feats, subsets=10, subset_size=min(1000, n))
     for metric in (fid, kid):
         for i in range(0, len(real_uint8), 2000):
             metric.update(real_uint8[i:i + 2000], real=True)

@@ -7,9 +7,9 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def test_the_five_notebooks_exist():
+def test_the_notebooks_exist():
     names = [p.stem for p in NOTEBOOKS]
-    for n in ("01_data", "02_vae", "03_unet", "04_diffusion_training", "05_application"):
+    for n in ("01_data", "02_vae", "03_unet", "04_diffusion_training", "05_application", "06_evaluation"):
         assert n in names
 
 
