@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from .config import autocast
-from .data import to_uint8
+from .data import to_model_range, to_uint8
 from .diffusion import NoiseSchedule, guided_denoiser, sample
 from .weights import load_model
 
@@ -68,6 +68,13 @@ class Pipeline:
             return images
         with autocast(self.cfg.bf16):
             return self.vae.encode(images)[0].float() * self.vae.scale
+
+    @torch.no_grad()
+    def reconstruct(self, images_uint8: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+        """Real images through the VAE and back (uint8 -> uint8): the best any latent model on
+        this VAE can draw, so their FID is the floor for the samples'."""
+        return torch.cat([to_uint8(self.decode(self.encode(to_model_range(images_uint8[i:i + batch]))))
+                          for i in range(0, len(images_uint8), batch)])
 
     @torch.no_grad()
     def generate(self, labels, sampler=DEFAULTS["sampler"], steps=DEFAULTS["steps"],

@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt
 import torch
 from torchvision.transforms.functional import gaussian_blur
 from fmnist_ldm.config import notebook_mode, setup_cpu
-from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist, to_model_range, to_uint8
+from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist
 from fmnist_ldm.metrics import class_accuracy, fid_infinity, fid_kid, fid_over_n, load_judge, predict
 from fmnist_ldm.pipeline import Pipeline
 from fmnist_ldm.viz import tile
@@ -92,7 +92,7 @@ perm = torch.randperm(N, generator=g)                        # mix classes befor
 sets = {
     "real train": train_n,
     "real, blurred (σ = 1)": gaussian_blur(train_n[:, None], kernel_size=5, sigma=1.0)[:, 0],
-    "VAE reconstructions": to_uint8(pipe.decode(pipe.encode(to_model_range(train_n)))),
+    "VAE reconstructions": pipe.reconstruct(train_n),
     "samples, defaults": samples.images[perm],
     "samples, no guidance": unguided.images[perm],
 }

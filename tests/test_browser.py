@@ -1,11 +1,11 @@
 """A real browser: JupyterLab on 127.0.0.1, Playwright driving Debian's Chromium, opens
 notebook 05, runs it, moves the class and step sliders and checks that the picture changes."""
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import json
 import time
 import urllib.request
 from pathlib import Path

@@ -68,6 +68,14 @@ def test_shipped_vae_reconstructs(real):
     assert m["psnr"] > 24 and m["ssim"] > 0.9 and m["mse"] < 0.004
 
 
+def test_pipeline_reconstruct_round_trips_in_batches(real):
+    from fmnist_ldm.pipeline import Pipeline
+    x = real[1][0][:200]
+    rec = Pipeline.from_pretrained().reconstruct(x, batch=64)           # 64 does not divide 200
+    assert rec.dtype == torch.uint8 and rec.shape == x.shape
+    assert ((rec.float() - x.float()) / 255).pow(2).mean() < 0.004
+
+
 @pytest.mark.parametrize("arrays,needle", [
     ({"images": np.zeros((4, 28, 28), np.uint8)}, "exactly 'images' and 'labels'"),
     ({"images": np.zeros((4, 28, 28), np.float32), "labels": np.zeros(4, np.int64)}, "uint8"),
