@@ -29,6 +29,7 @@ if "google.colab" in sys.modules:
 # %%
 import matplotlib.pyplot as plt
 import torch
+from torchmetrics.functional.classification import multiclass_confusion_matrix
 from torchvision.transforms.functional import gaussian_blur
 from fmnist_ldm.config import notebook_mode, setup_cpu
 from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist
@@ -58,11 +59,9 @@ print(f"{notebook_mode()} mode: {N} images per set")
 # %%
 acc = class_accuracy(judge, test_x, test_y)
 print(f"judge accuracy on the 10,000 real test images: {acc['accuracy']:.2%}")
-pred = predict(judge, test_x)
-confusion = torch.zeros(10, 10)
-confusion.index_put_((test_y, pred), torch.ones(len(pred)), accumulate=True)
+confusion = multiclass_confusion_matrix(predict(judge, test_x), test_y, num_classes=10, normalize="true")
 plt.figure(figsize=(5.5, 4.5))
-plt.imshow(confusion / confusion.sum(1, keepdim=True), cmap="Blues")
+plt.imshow(confusion, cmap="Blues")
 plt.xticks(range(10), CLASS_NAMES, rotation=60, ha="right"); plt.yticks(range(10), CLASS_NAMES)
 plt.xlabel("judge says"); plt.ylabel("true class"); plt.colorbar(); plt.title("judge on real test images")
 plt.show()
