@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from fmnist_ldm.config import autocast, preset, setup_cpu
+from fmnist_ldm.config import preset, setup_cpu
+from fmnist_ldm.device import autocast
 from fmnist_ldm.data import LatentDataset, load_fashion_mnist, to_model_range
 from fmnist_ldm.diffusion import NoiseSchedule, training_loss
 from fmnist_ldm.metrics import evaluate_samples, load_judge
@@ -40,7 +41,7 @@ def seconds_per_step(cfg, data) -> float:
         if i == 3:
             t0 = time.perf_counter()
         x0, y = data.batch(idx)
-        with autocast(cfg.bf16):
+        with autocast(torch.device("cpu"), cfg.bf16):
             loss = training_loss(unet, sched, x0, y, cfg.prediction, cfg.p_uncond, 10)
         opt.zero_grad(), loss.backward(), opt.step()
     return (time.perf_counter() - t0) / 5

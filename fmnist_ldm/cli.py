@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .config import preset, setup_cpu
 from .data import CLASS_NAMES, DataNotFoundError, parse_class
+from .device import get_device
 from .pipeline import DEFAULTS, MODEL_DIR
 from .weights import WeightsError
 
@@ -59,7 +60,7 @@ def cmd_sample(a):
     except ValueError as e:
         raise UsageError(str(e)) from None
     from .pipeline import Pipeline
-    pipe = Pipeline.from_pretrained(a.model_dir)
+    pipe = Pipeline.from_pretrained(a.model_dir, device=a.device)
     if a.compile:
         pipe.compile()
     labels = [c for c in classes for _ in range(a.n_per_class)]
@@ -88,7 +89,7 @@ def cmd_train(a):
                  space=a.space, latent_channels=a.latent_channels or default.latent_channels)
     from .train import train_all
     t0 = time.perf_counter()
-    timings = train_all(cfg)
+    timings = train_all(cfg, device=a.device)
     print(json.dumps({"out_dir": cfg.out_dir, "wall_seconds": round(time.perf_counter() - t0, 1),
                       **{k: round(v, 1) for k, v in timings.items()}}))
 
@@ -105,7 +106,7 @@ def cmd_figures(a):
     from .viz import make_figures
     if Path(a.out_dir).exists():
         _check_writable(Path(a.out_dir) / "x.png", (".png",))
-    written = make_figures(Pipeline.from_pretrained(a.model_dir), a.out_dir, a.seed)
+    written = make_figures(Pipeline.from_pretrained(a.model_dir, device=a.device), a.out_dir, a.seed)
     print(f"wrote {len(written)} files to {a.out_dir}")
 
 
@@ -151,9 +152,13 @@ def main(argv=None):
     from .evaluate import add_parsers
     add_parsers(sub, _positive_int, MODEL_DIR, MODEL_DIR / "judge.safetensors")
 
+    for command in sub.choices.values():
+        command.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: $FMNIST_DEVICE, "
+                                              "else cuda, then mps, then cpu)")
     a = p.parse_args(argv)
     setup_cpu(a.threads)
     try:
+        a.device = get_device(a.device)
         a.func(a)
     except (UsageError, WeightsError, DataNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

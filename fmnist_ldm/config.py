@@ -7,10 +7,8 @@ the weights that ship in `model/`.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
-import platform
 from dataclasses import dataclass, field
 
 import torch
@@ -87,51 +85,7 @@ def preset(name: str, **overrides) -> Config:
     return dataclasses.replace(cfg, **overrides)
 
 
-def notebook_mode() -> str:
-    """`fast` when FMNIST_LDM_MODE=fast or under CI (CI=true), else `full`."""
-    return os.environ.get("FMNIST_LDM_MODE") or ("fast" if os.environ.get("CI", "").lower() in ("1", "true") else "full")
-
-
-def notebook_preset(**overrides) -> Config:
-    """The notebooks' config, in the notebook_mode() preset. Whatever the notebooks train goes to
-    runs/notebooks-<mode>/ (git-ignored), never to model/."""
-    mode = notebook_mode()
-    print(f"Running in {mode.upper()} mode (set FMNIST_LDM_MODE=fast or full to choose).")
-    return preset(mode, out_dir=f"runs/notebooks-{mode}", **overrides)
-
-
 def setup_cpu(threads: int | None = None) -> None:
     """Use every core (or `threads`); torch's default can leave cores idle in notebooks."""
     threads = threads or int(os.environ.get("FMNIST_THREADS", 0)) or os.cpu_count() or 1
     torch.set_num_threads(threads)
-
-
-@functools.cache
-def fast_bf16() -> bool:
-    """Whether oneDNN has a fast bfloat16 path on this CPU (AVX-512 or AMX). Without one, bf16 is
-    emulated: measured on an AVX2-only EPYC, sampling ran 7x *slower* in bf16 than in float32.
-    FMNIST_BF16=1 or 0 overrides the check."""
-    env = os.environ.get("FMNIST_BF16")
-    if env is not None:
-        return env.strip().lower() in ("1", "true", "yes")
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def autocast(enabled: bool):
-    """bfloat16 autocast on the CPU where it is fast: the matmul/conv work runs on the bf16 units.
-    `cfg.bf16` asks for it; CPUs without fast bf16 stay in float32 (same weights, same results
-    up to rounding)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled and fast_bf16())
-
-
-def machine() -> str:
-    """What timings were taken on: CPU model, threads, and whether bf16 ran on fast units."""
-    cpu = platform.processor()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
-    return (f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-            f"{'bf16 on fast units' if fast_bf16() else 'float32 (no fast bf16)'}")

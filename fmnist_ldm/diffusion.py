@@ -25,10 +25,16 @@ class NoiseSchedule:
             raise ValueError(f"schedule must be 'linear' or 'cosine', not {kind!r}")
         self.kind, self.T, self.betas = kind, T, betas
         self.alphas_cumprod = torch.cumprod(1 - betas, 0)           # abar_t, float64
+        self._tables = {}                                           # abar with t = -1 in front, per device
 
     def _at(self, values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """values[t] (t = -1 means 'clean': abar = 1), shaped to broadcast against `like`."""
-        v = torch.cat([values.new_ones(1), values])[t.long() + 1]
+        """values[t] (t = -1 means 'clean': abar = 1), shaped to broadcast against `like`.
+        The table is copied once to the device of `like` (float32 on MPS, which has no float64)."""
+        key = (id(values), like.device)
+        if key not in self._tables:
+            dtype = torch.float32 if like.device.type == "mps" else torch.float64
+            self._tables[key] = torch.cat([values.new_ones(1), values]).to(like.device, dtype)
+        v = self._tables[key][t.to(like.device).long() + 1]
         return v.to(like.dtype).view(-1, *[1] * (like.dim() - 1))
 
     def abar(self, t, like):
@@ -84,10 +90,10 @@ def training_loss(model, schedule: NoiseSchedule, x0, y, prediction: str, p_unco
     timestep t by SNR_t and the v loss by SNR_t + 1; both spend most of the gradient on nearly
     clean inputs. Clamping the x0 weight at gamma, i.e. weighting the loss by
     min(SNR_t, gamma) / SNR_t (eps) or min(SNR_t, gamma) / (SNR_t + 1) (v), evens that out."""
-    b = x0.shape[0]
-    t = torch.randint(0, schedule.T, (b,), generator=generator)
-    noise = torch.randn(x0.shape, generator=generator)
-    drop = torch.rand(b, generator=generator) < p_uncond
+    b, dev = x0.shape[0], x0.device          # `generator` lives on the same device as the data
+    t = torch.randint(0, schedule.T, (b,), generator=generator, device=dev)
+    noise = torch.randn(x0.shape, generator=generator, device=dev)
+    drop = torch.rand(b, generator=generator, device=dev) < p_uncond
     y = torch.where(drop, torch.full_like(y, num_classes), y)
     out = model(schedule.q_sample(x0, t, noise), t, y)
     target = schedule.target(x0, noise, t, prediction)
@@ -108,7 +114,7 @@ def guided_denoiser(model, schedule, prediction, y, guidance: float = 1.0,
     null = torch.full_like(y, null_class)
 
     def denoise(x, t: int):
-        tt = torch.full((x.shape[0],), t, dtype=torch.long)
+        tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         use = guidance != 1.0 and (interval is None or interval[0] <= t <= interval[1])
         if use and (y != null).any():
             both = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([y, null]))
@@ -121,7 +127,12 @@ def guided_denoiser(model, schedule, prediction, y, guidance: float = 1.0,
 
 
 def _noise_like(x, generator):
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    """Fresh N(0, I) noise shaped like x. `generator` is a torch.Generator on x's device (or None:
+    the global RNG), or a callable x -> noise such as device.PerImageNoise, which makes each
+    image's noise depend on its seed and index only, not on the batching."""
+    if callable(generator):
+        return generator(x)
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
 def ddpm_step(schedule, x, x0, t, generator):
@@ -174,6 +185,7 @@ def sample(denoise, schedule: NoiseSchedule, x, sampler: str = "dpmpp2m", steps:
              "ddim" (any step count; eta = 0 deterministic, eta = 1 DDPM-like),
              "dpmpp2m" (second order: good images in 10-20 steps).
     denoise(x, t) -> (x0_hat, eps_hat), e.g. from guided_denoiser.
+    generator: the stochastic steps' noise source (a torch.Generator or a callable, see _noise_like).
     Returns the final x, and with return_trajectory also a dict with "t" (the timesteps visited),
     "x" (the states, [S+1, B, ...]) and "x0" (the clean predictions along the way, [S, B, ...]).
     """

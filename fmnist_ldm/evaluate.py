@@ -36,12 +36,12 @@ def read_samples(path) -> tuple[torch.Tensor, torch.Tensor]:
 
 def cmd_evaluate(a):
     from .metrics import evaluate_samples, load_judge
-    judge = load_judge(a.judge)
+    judge = load_judge(a.judge, a.device)
     if a.samples:
         images, labels = read_samples(a.samples)
     else:
         from .pipeline import Pipeline
-        pipe = Pipeline.from_pretrained(a.model_dir)
+        pipe = Pipeline.from_pretrained(a.model_dir, device=a.device)
         s = pipe.generate([c for c in range(10) for _ in range(a.n_per_class)], seed=a.seed)
         images, labels = s.images, s.labels
     out = evaluate_samples(images, labels, judge, seed=a.seed)
@@ -52,7 +52,7 @@ def cmd_train_judge(a):
     from .config import Config
     from .metrics import train_judge
     from .weights import save_weights
-    judge, acc = train_judge(a.epochs, a.seed)
+    judge, acc = train_judge(a.epochs, a.seed, device=a.device)
     save_weights(judge, a.out, "judge", Config(), test_accuracy=acc, epochs=a.epochs)
     print(json.dumps({"out": a.out, "test_accuracy": acc}))
 

@@ -13,10 +13,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import Config, autocast
+from .config import Config
+from .device import autocast, get_device
 from .data import load_fashion_mnist, to_model_range
+from .weights import MODEL_DIR
 
-JUDGE_FILE = Path(__file__).resolve().parent.parent / "model" / "judge.safetensors"
+JUDGE_FILE = MODEL_DIR / "judge.safetensors"
 
 
 class Judge(nn.Module):
@@ -53,10 +55,12 @@ class JudgeFeatures(nn.Module):
     def forward(self, images_uint8):
         if images_uint8.dim() == 4:                      # torchmetrics' probe passes [1,C,H,W]
             images_uint8 = images_uint8[:, 0]
-        return self.judge.features(to_model_range(images_uint8.to(torch.uint8))).double()
+        device = next(self.judge.parameters()).device
+        features = self.judge.features(to_model_range(images_uint8.to(device, torch.uint8)))
+        return features.double() if device.type != "mps" else features.cpu().double()   # MPS has no float64
 
 
-def train_judge(epochs: int = 8, seed: int = 0, data_dir=None, batch_size: int = 128):
+def train_judge(epochs: int = 8, seed: int = 0, data_dir=None, batch_size: int = 128, device=None):
     """Adam on the real training set, with random 2-pixel shifts; returns (judge, test accuracy)."""
     torch.manual_seed(seed)
     images, labels = load_fashion_mnist("train", data_dir)
@@ -74,7 +78,7 @@ def train_judge(epochs: int = 8, seed: int = 0, data_dir=None, batch_size: int =
             idx = order[i * batch_size:(i + 1) * batch_size]
             dx, dy = torch.randint(-2, 3, (2,), generator=gen).tolist()
             xb = torch.roll(F.pad(x[idx], (2, 2, 2, 2), value=-1), (dy, dx), (2, 3))[..., 2:30, 2:30]
-            with autocast(True):
+            with autocast(torch.device("cpu")):
                 loss = F.cross_entropy(judge(xb).float(), labels[idx])
             opt.zero_grad(), loss.backward(), opt.step(), sched.step()
             bar.update(1)
@@ -83,7 +87,7 @@ def train_judge(epochs: int = 8, seed: int = 0, data_dir=None, batch_size: int =
     return judge.eval(), class_accuracy(judge.eval(), test_x, test_y)["accuracy"]
 
 
-def load_judge(path=JUDGE_FILE) -> Judge:
+def load_judge(path=JUDGE_FILE, device=None) -> Judge:
     from .weights import WeightsError, read_weights
     state, _, _ = read_weights(path, "judge")
     judge = Judge()
@@ -91,12 +95,13 @@ def load_judge(path=JUDGE_FILE) -> Judge:
         judge.load_state_dict(state)
     except RuntimeError as e:
         raise WeightsError(f"{path} does not fit the judge network: {str(e)[:200]}") from None
-    return judge.eval()
+    return judge.eval().to(get_device(device))
 
 
 @torch.no_grad()
 def predict(judge: Judge, images_uint8, batch: int = 2000) -> torch.Tensor:
-    return torch.cat([judge(to_model_range(images_uint8[i:i + batch])).argmax(1)
+    device = next(judge.parameters()).device
+    return torch.cat([judge(to_model_range(images_uint8[i:i + batch].to(device))).argmax(1).cpu()
                       for i in range(0, len(images_uint8), batch)])
 
 
@@ -118,11 +123,14 @@ def fid_kid(real_uint8, fake_uint8, judge) -> dict:
     with warnings.catch_warnings():          # its note that it keeps all features: 256 per image, fine here
         warnings.filterwarnings("ignore", "Metric `Kernel Inception Distance` will save all extracted features")
         kid = KernelInceptionDistance(feature=feats, subsets=10, subset_size=min(1000, n))
-    for metric in (fid, kid):
+    # the statistics live where the features come out (the CPU for MPS: float64 sums)
+    device = next(judge.parameters()).device
+    device = device if device.type != "mps" else torch.device("cpu")
+    for metric in (fid.to(device), kid.to(device)):
         for i in range(0, len(real_uint8), 2000):
-            metric.update(real_uint8[i:i + 2000], real=True)
+            metric.update(real_uint8[i:i + 2000].to(device), real=True)
         for i in range(0, len(fake_uint8), 2000):
-            metric.update(fake_uint8[i:i + 2000], real=False)
+            metric.update(fake_uint8[i:i + 2000].to(device), real=False)
     kid_mean, kid_std = kid.compute()
     return {"fid": round(fid.compute().item(), 4), "kid": round(kid_mean.item(), 6),
             "kid_std": round(kid_std.item(), 6)}
@@ -170,9 +178,11 @@ def reconstruction_metrics(vae, images_uint8, cfg: Config | None = None, batch: 
     from torchmetrics.image import StructuralSimilarityIndexMeasure
     ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
     se, count = 0.0, 0
+    device = vae.scale.device
+    ssim = ssim.to(device)
     for i in range(0, len(images_uint8), batch):
-        x = to_model_range(images_uint8[i:i + batch])
-        with autocast(cfg.bf16 if cfg else True):
+        x = to_model_range(images_uint8[i:i + batch].to(device))
+        with autocast(device, cfg.bf16 if cfg else True):
             rec = vae.decode(vae.encode(x)[0]).float().clamp(-1, 1)
         a, b = (x + 1) / 2, (rec + 1) / 2
         se += (a - b).pow(2).sum().item()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import torch
 
-from .config import autocast
 from .data import to_model_range, to_uint8
+from .device import PerImageNoise, autocast, describe, get_device, randn
 from .diffusion import NoiseSchedule, guided_denoiser, sample
-from .weights import load_model
+from .weights import MODEL_DIR, load_model
 
-MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
+
 
 # The settings we recommend (measured in benchmarks/; see the README's results table).
 # guidance 5 only for t in [300, 700]: >= 97 % class accuracy at the best FID we measured for it
@@ -29,21 +29,25 @@ class Samples:
 
 
 class Pipeline:
-    def __init__(self, unet, cfg, vae=None):
-        self.unet, self.cfg, self.vae = unet, cfg, vae
+    def __init__(self, unet, cfg, vae=None, device=None):
+        self.cfg, self.device = cfg, get_device(device)
         self.schedule = NoiseSchedule(cfg.schedule, cfg.timesteps)
         self.shape = (cfg.latent_channels, 7, 7) if cfg.space == "latent" else (1, 28, 28)
-        # channels_last makes oneDNN's convolutions faster on this size of tensor
-        for m in (self.unet, self.vae):
-            if m is not None:
-                m.to(memory_format=torch.channels_last)
+        # channels_last makes oneDNN's convolutions faster on this size of tensor (measured on CPU)
+        fmt = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.unet, self.vae = (m if m is None else m.to(self.device, memory_format=fmt) for m in (unet, vae))
+        self.memory_format = fmt
 
     @classmethod
-    def from_pretrained(cls, model_dir=MODEL_DIR, unet_file: str = "unet.safetensors"):
-        model_dir = Path(model_dir)
+    def from_pretrained(cls, model_dir=None, unet_file: str = "unet.safetensors", device=None):
+        """The shipped weights (model_dir None), or those in `model_dir`, on `device` (see device.py)."""
+        model_dir = Path(model_dir or MODEL_DIR)
         unet, cfg = load_model(model_dir / unet_file, "unet")
         vae = load_model(model_dir / "vae.safetensors", "vae")[0] if cfg.space == "latent" else None
-        return cls(unet, cfg, vae)
+        return cls(unet, cfg, vae, device)
+
+    def __repr__(self):
+        return f"Pipeline({self.cfg.space} diffusion on {describe(self.device, self.cfg.bf16)})"
 
     def compile(self) -> "Pipeline":
         """torch.compile the UNet with frozen weights (inductor): ~1.5x faster sampling on a CPU
@@ -55,19 +59,20 @@ class Pipeline:
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Model-space tensor -> float image in [-1, 1]: latents are unscaled and decoded."""
+        """Model-space tensor -> float image in [-1, 1] on the CPU: latents are unscaled and decoded.
+        (Like every public method here it takes and returns CPU tensors: the device is internal.)"""
         if self.vae is None:
-            return z.float().clamp(-1, 1)
-        with autocast(self.cfg.bf16):
-            return self.vae.decode(z / self.vae.scale).float().clamp(-1, 1)
+            return z.float().clamp(-1, 1).cpu()
+        with autocast(self.device, self.cfg.bf16):
+            return self.vae.decode(z.to(self.device) / self.vae.scale).float().clamp(-1, 1).cpu()
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """float [N,1,28,28] in [-1,1] -> what the UNet diffuses (scaled posterior mean for latents)."""
         if self.vae is None:
-            return images
-        with autocast(self.cfg.bf16):
-            return self.vae.encode(images)[0].float() * self.vae.scale
+            return images.cpu()
+        with autocast(self.device, self.cfg.bf16):
+            return (self.vae.encode(images.to(self.device))[0].float() * self.vae.scale).cpu()
 
     @torch.no_grad()
     def reconstruct(self, images_uint8: torch.Tensor, batch: int = 1000) -> torch.Tensor:
@@ -83,32 +88,36 @@ class Pipeline:
                  t_start: int | None = None, return_trajectory: bool = False,
                  progress: bool = False) -> Samples:
         """labels: class per image (0-9, or 10 for unconditional). With x_start/t_start, start from
-        a given (e.g. noised real) state at timestep t_start instead of pure noise at T-1."""
+        a given (e.g. noised real) state at timestep t_start instead of pure noise at T-1.
+
+        A seed fixes the images on every device and at every batch size: the starting noise is
+        drawn at once on the CPU and then moved, and the noise of stochastic steps (DDPM, DDIM
+        with eta > 0) comes from one CPU generator per image (device.PerImageNoise).
+        Returns images (uint8), labels and the trajectory on the CPU."""
         labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
-        gen = torch.Generator().manual_seed(seed)
-        noise = torch.randn((len(labels), *self.shape), generator=gen)   # drawn once: seed -> images
-        start = noise if x_start is None else x_start
+        start = randn((len(labels), *self.shape), seed, torch.device("cpu")) if x_start is None else x_start
         images, trajs = [], []
         chunks = range(0, len(labels), batch_size)
         if progress:
             from tqdm.auto import tqdm
             chunks = tqdm(chunks, desc="sampling")
         for i in chunks:
-            y = labels[i:i + batch_size]
-            x = start[i:i + batch_size].contiguous(memory_format=torch.channels_last)
+            y = labels[i:i + batch_size].to(self.device)
+            x = start[i:i + batch_size].to(self.device).contiguous(memory_format=self.memory_format)
             denoise = guided_denoiser(self._model, self.schedule, self.cfg.prediction, y, guidance,
                                       guidance_interval)
-            out = sample(denoise, self.schedule, x, sampler, steps, eta, t_start, gen, return_trajectory)
+            noise = PerImageNoise(seed, range(i, i + len(y)))
+            out = sample(denoise, self.schedule, x, sampler, steps, eta, t_start, noise, return_trajectory)
             if return_trajectory:
                 out, traj = out
                 trajs.append(traj)
             images.append(to_uint8(self.decode(out)))
         traj = None
         if return_trajectory:
-            traj = {"t": trajs[0]["t"], "x": torch.cat([t["x"] for t in trajs], 1),
-                    "x0": torch.cat([t["x0"] for t in trajs], 1)}
+            traj = {"t": trajs[0]["t"], "x": torch.cat([t["x"].cpu() for t in trajs], 1),
+                    "x0": torch.cat([t["x0"].cpu() for t in trajs], 1)}
         return Samples(torch.cat(images), labels, traj)
 
     def _model(self, x, t, y):
-        with autocast(self.cfg.bf16):
+        with autocast(self.device, self.cfg.bf16):
             return self.unet(x, t, y)

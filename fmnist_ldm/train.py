@@ -13,7 +13,8 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
-from .config import Config, autocast, machine
+from .config import Config
+from .device import autocast, machine
 from .data import LatentDataset, load_fashion_mnist, to_model_range
 from .diffusion import NoiseSchedule, training_loss
 from .vae import DecoderGAN
@@ -72,7 +73,7 @@ def fit(model, step_loss, n_items: int, epochs: int, batch_size: int, lr: float,
         order = torch.randperm(n_items, generator=torch.Generator().manual_seed(cfg.seed * 10_007 + epoch))
         idx = order[i * batch_size:(i + 1) * batch_size]
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        with autocast(cfg.bf16):
+        with autocast(torch.device("cpu"), cfg.bf16):
             loss = step_loss(idx, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -124,7 +125,7 @@ def sharpen_decoder(cfg: Config, vae, images: torch.Tensor, mean: torch.Tensor, 
 def encode(vae, images: torch.Tensor, cfg: Config, batch: int = 1000):
     """Posterior (mean, std) of every image, in batches."""
     means, stds = [], []
-    with autocast(cfg.bf16):
+    with autocast(torch.device("cpu"), cfg.bf16):
         for i in range(0, len(images), batch):
             m, logvar = vae.encode(images[i:i + batch])
             means.append(m.float()), stds.append(torch.exp(0.5 * logvar.float()))
@@ -145,7 +146,7 @@ def train_unet(cfg: Config, data: LatentDataset):
                cfg.unet_steps)
 
 
-def train_all(cfg: Config):
+def train_all(cfg: Config, device=None):
     """VAE, then latents encoded once, then the UNet; exports EMA weights to cfg.out_dir.
     Each stage resumes from its checkpoint; a finished stage is loaded, not redone."""
     out = Path(cfg.out_dir)

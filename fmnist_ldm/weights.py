@@ -19,6 +19,17 @@ class WeightsError(ValueError):
     pass
 
 
+def _model_dir() -> Path:
+    """The shipped weights: model/ beside the package in a checkout (or an editable install),
+    fmnist_ldm/model/ inside an installed wheel, which carries them as package data."""
+    here = Path(__file__).resolve().parent
+    return next((d for d in (here.parent / "model", here / "model") if (d / "unet.safetensors").is_file()),
+                here.parent / "model")
+
+
+MODEL_DIR = _model_dir()
+
+
 def build_vae(cfg: Config, stage: str = "final") -> VAE:
     """stage "vae": as the VAE stage trains it; "final": as exported, i.e. with the decoder the GAN
     stage deepened (if that stage runs)."""

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -15,23 +17,35 @@
 # # 01 · The data: Fashion-MNIST
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fmnist-ldm/fmnist-ldm/blob/main/notebooks/01_data.ipynb)
 #
+# *In Colab, pick a GPU first: Runtime → Change runtime type → GPU. The first cell then fetches the
+# course and its shipped weights; on a GPU the notebooks train the `full` recipe, on a CPU the
+# small `fast` one, and each says which before it trains.*
+#
 # Before we generate clothes we look at the real ones: 70,000 grey 28×28 images in 10 classes
 # (60,000 to train on, 10,000 to test with). Everything here calls `fmnist_ldm.data`, the same
 # code the training, the CLI and the tests use.
 
 # %%
-import sys, subprocess
-if "google.colab" in sys.modules:  # on Colab: install this repo's package first
-    subprocess.run("pip install -q git+https://github.com/fmnist-ldm/fmnist-ldm", shell=True, check=True)
+# Setup: in Colab (or any Jupyter without the package) fetch the course, its code and shipped weights.
+import importlib.util, os, subprocess, sys
+if importlib.util.find_spec("fmnist_ldm") is None:
+    repo = os.environ.get("FMNIST_LDM_REPO", "https://github.com/fmnist-ldm/fmnist-ldm")
+    if not os.path.isdir("fmnist-ldm"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", repo, "fmnist-ldm"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "fmnist-ldm"], check=True)
+    sys.path.insert(0, os.path.abspath("fmnist-ldm"))
+    os.chdir("fmnist-ldm/notebooks")
+    import torch
+    if not torch.cuda.is_available():
+        print("No GPU here: in Colab, Runtime -> Change runtime type -> GPU makes training minutes, not hours.")
 
 # %%
 import matplotlib.pyplot as plt
 import torch
-from fmnist_ldm.config import notebook_preset, setup_cpu
+from fmnist_ldm.notebook import notebook_preset
 from fmnist_ldm.data import CLASS_NAMES, find_data_dir, load_fashion_mnist
 from fmnist_ldm.viz import tile
 
-setup_cpu()
 cfg = notebook_preset()
 
 # %% [markdown]

@@ -17,27 +17,39 @@
 # # 02 · The autoencoder: squeezing 28×28 into 4×7×7
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fmnist-ldm/fmnist-ldm/blob/main/notebooks/02_vae.ipynb)
 #
+# *In Colab, pick a GPU first: Runtime → Change runtime type → GPU. The first cell then fetches the
+# course and its shipped weights; on a GPU the notebooks train the `full` recipe, on a CPU the
+# small `fast` one, and each says which before it trains.*
+#
 # Latent diffusion (Rombach et al. 2022) does not diffuse pixels. A variational autoencoder
 # first learns to compress each image into a small latent (here 4 channels × 7 × 7 = 196
 # numbers instead of 784) and to decode it back; the diffusion model then works in that
 # latent space, which is 16× smaller per channel and much cheaper on a CPU.
 
 # %%
-import sys, subprocess
-if "google.colab" in sys.modules:
-    subprocess.run("pip install -q git+https://github.com/fmnist-ldm/fmnist-ldm", shell=True, check=True)
+# Setup: in Colab (or any Jupyter without the package) fetch the course, its code and shipped weights.
+import importlib.util, os, subprocess, sys
+if importlib.util.find_spec("fmnist_ldm") is None:
+    repo = os.environ.get("FMNIST_LDM_REPO", "https://github.com/fmnist-ldm/fmnist-ldm")
+    if not os.path.isdir("fmnist-ldm"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", repo, "fmnist-ldm"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "fmnist-ldm"], check=True)
+    sys.path.insert(0, os.path.abspath("fmnist-ldm"))
+    os.chdir("fmnist-ldm/notebooks")
+    import torch
+    if not torch.cuda.is_available():
+        print("No GPU here: in Colab, Runtime -> Change runtime type -> GPU makes training minutes, not hours.")
 
 # %%
 import matplotlib.pyplot as plt
 import torch
-from fmnist_ldm.config import notebook_preset, setup_cpu
+from fmnist_ldm.notebook import notebook_preset, say_estimate
 from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist, to_model_range, to_uint8
 from fmnist_ldm.metrics import reconstruction_metrics
 from fmnist_ldm.train import encode, train_vae
 from fmnist_ldm.viz import pca_basis, tile
 from fmnist_ldm.weights import build_vae
 
-setup_cpu()
 cfg = notebook_preset()
 
 # %% [markdown]
@@ -63,6 +75,7 @@ print("parameters:", sum(p.numel() for p in vae.parameters()))
 # Checkpoints go to `runs/notebooks-<mode>/` and training resumes if interrupted.
 
 # %%
+say_estimate(cfg, ["vae"])     # times a few steps here, before the real run
 train_x, train_y = load_fashion_mnist("train", cfg.data_dir)
 test_x, test_y = load_fashion_mnist("test", cfg.data_dir)
 vae, hist, _ = train_vae(cfg, to_model_range(train_x))

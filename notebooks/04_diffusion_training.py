@@ -17,28 +17,40 @@
 # # 04 · Diffusion: noising, the schedule, and training the denoiser
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fmnist-ldm/fmnist-ldm/blob/main/notebooks/04_diffusion_training.ipynb)
 #
+# *In Colab, pick a GPU first: Runtime → Change runtime type → GPU. The first cell then fetches the
+# course and its shipped weights; on a GPU the notebooks train the `full` recipe, on a CPU the
+# small `fast` one, and each says which before it trains.*
+#
 # The forward process adds Gaussian noise in $T = 1000$ small steps. In closed form
 # (Ho et al. 2020, eq. 4):
 # $$q(z_t \mid z_0) = \mathcal N\big(\sqrt{\bar\alpha_t}\, z_0,\ (1-\bar\alpha_t) I\big),\qquad \bar\alpha_t = \textstyle\prod_{s\le t}(1-\beta_s).$$
 # The network learns to undo it. All of it lives in `fmnist_ldm.diffusion`.
 
 # %%
-import sys, subprocess
-if "google.colab" in sys.modules:
-    subprocess.run("pip install -q git+https://github.com/fmnist-ldm/fmnist-ldm", shell=True, check=True)
+# Setup: in Colab (or any Jupyter without the package) fetch the course, its code and shipped weights.
+import importlib.util, os, subprocess, sys
+if importlib.util.find_spec("fmnist_ldm") is None:
+    repo = os.environ.get("FMNIST_LDM_REPO", "https://github.com/fmnist-ldm/fmnist-ldm")
+    if not os.path.isdir("fmnist-ldm"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", repo, "fmnist-ldm"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "fmnist-ldm"], check=True)
+    sys.path.insert(0, os.path.abspath("fmnist-ldm"))
+    os.chdir("fmnist-ldm/notebooks")
+    import torch
+    if not torch.cuda.is_available():
+        print("No GPU here: in Colab, Runtime -> Change runtime type -> GPU makes training minutes, not hours.")
 
 # %%
 import dataclasses
 import matplotlib.pyplot as plt
 import torch
-from fmnist_ldm.config import notebook_preset, setup_cpu
+from fmnist_ldm.notebook import notebook_preset, say_estimate
 from fmnist_ldm.data import CLASS_NAMES, LatentDataset, load_fashion_mnist, to_model_range, to_uint8
 from fmnist_ldm.diffusion import NoiseSchedule
 from fmnist_ldm.pipeline import Pipeline
 from fmnist_ldm.train import encode, train_unet
 from fmnist_ldm.viz import tile
 
-setup_cpu()
 cfg = notebook_preset()
 shipped = Pipeline.from_pretrained()   # its VAE turns images into latents for this notebook
 
@@ -50,7 +62,7 @@ shipped = Pipeline.from_pretrained()   # its VAE turns images into latents for t
 
 # %%
 test_x, test_y = load_fashion_mnist("test", cfg.data_dir)
-z0 = shipped.encode(to_model_range(test_x[:1]))
+z0 = shipped.encode(to_model_range(test_x[:1]))         # the scaled latent of one test image
 sched = NoiseSchedule("cosine")
 ts = torch.tensor([0, 50, 100, 200, 300, 400, 500, 600, 800, 999])
 noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(0))
@@ -95,6 +107,7 @@ train_x, train_y = load_fashion_mnist("train", cfg.data_dir)
 mean, std = encode(shipped.vae, to_model_range(train_x), shipped.cfg)
 data = LatentDataset(mean, std, train_y, shipped.vae.scale.item())
 ucfg = dataclasses.replace(cfg, vae_channels=shipped.cfg.vae_channels, latent_channels=shipped.cfg.latent_channels)
+say_estimate(ucfg, ["unet"])   # times a few steps here, before the real run
 unet, hist = train_unet(ucfg, data)
 loss = torch.tensor(hist["loss"])
 plt.figure(figsize=(7, 3))
@@ -120,11 +133,11 @@ plt.title("samples from the UNet trained above"); plt.show()
 # ## Pixel space vs latent space
 # The same code diffuses pixels (`space="pixel"`, 1×28×28). `benchmarks/ablations.py pixel`
 # trains both for the same minutes and compares them; its table is in the README. Here we
-# time one training step of each to see why latents are cheaper.
+# time one training step of each on the CPU to see why latents are cheaper.
 
 # %%
 import time
-from fmnist_ldm.config import autocast
+from fmnist_ldm.device import autocast
 from fmnist_ldm.diffusion import training_loss
 from fmnist_ldm.weights import build_unet
 for space, channels, attn in (("latent", ucfg.unet_channels, ucfg.unet_attention), ("pixel", (32, 64, 96), (False, False, True))):
@@ -135,7 +148,7 @@ for space, channels, attn in (("latent", ucfg.unet_channels, ucfg.unet_attention
     for i in range(4):
         if i == 1:
             t0 = time.perf_counter()
-        with autocast(c.bf16):
+        with autocast(torch.device("cpu"), c.bf16):
             l = training_loss(net, sched, x0, y, "v", 0.1, 10)
         l.backward()
     print(f"{space:6s}: input {tuple(x0.shape[1:])}, {sum(p.numel() for p in net.parameters()):,} params, "

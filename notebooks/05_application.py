@@ -17,25 +17,37 @@
 # # 05 · Using the model: sampling, guidance, samplers, editing, sliders
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fmnist-ldm/fmnist-ldm/blob/main/notebooks/05_application.ipynb)
 #
+# *In Colab, pick a GPU first: Runtime → Change runtime type → GPU. The first cell then fetches the
+# course and its shipped weights; on a GPU the notebooks train the `full` recipe, on a CPU the
+# small `fast` one, and each says which before it trains.*
+#
 # This notebook always uses the **shipped weights** in `model/` (see `model/README.md` for how
 # they were trained and what they score): nothing is trained here, and it runs on a CPU.
 
 # %%
-import sys, subprocess
-if "google.colab" in sys.modules:
-    subprocess.run("pip install -q git+https://github.com/fmnist-ldm/fmnist-ldm", shell=True, check=True)
+# Setup: in Colab (or any Jupyter without the package) fetch the course, its code and shipped weights.
+import importlib.util, os, subprocess, sys
+if importlib.util.find_spec("fmnist_ldm") is None:
+    repo = os.environ.get("FMNIST_LDM_REPO", "https://github.com/fmnist-ldm/fmnist-ldm")
+    if not os.path.isdir("fmnist-ldm"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", repo, "fmnist-ldm"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "fmnist-ldm"], check=True)
+    sys.path.insert(0, os.path.abspath("fmnist-ldm"))
+    os.chdir("fmnist-ldm/notebooks")
+    import torch
+    if not torch.cuda.is_available():
+        print("No GPU here: in Colab, Runtime -> Change runtime type -> GPU makes training minutes, not hours.")
 
 # %%
 import time
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import Image as ShowImage, display
-from fmnist_ldm.config import notebook_preset, setup_cpu
+from fmnist_ldm.notebook import notebook_preset
 from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist, to_model_range, to_uint8
 from fmnist_ldm.pipeline import DEFAULTS, Pipeline
 from fmnist_ldm.viz import forward_reverse_frames, save_gif, tile
 
-setup_cpu()
 cfg = notebook_preset()
 pipe = Pipeline.from_pretrained()
 print("defaults:", DEFAULTS)

@@ -17,28 +17,41 @@
 # # 06 · Measuring a generative model: the judge, FID, KID, class accuracy
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/fmnist-ldm/fmnist-ldm/blob/main/notebooks/06_evaluation.ipynb)
 #
+# *In Colab, pick a GPU first: Runtime → Change runtime type → GPU. The first cell then fetches the
+# course and its shipped weights; on a GPU the notebooks train the `full` recipe, on a CPU the
+# small `fast` one, and each says which before it trains.*
+#
 # "The samples look good" is not a measurement. This notebook scores the **shipped weights** the
 # way `python -m fmnist_ldm evaluate` and `benchmarks/benchmark.py` do, and shows the one trap in
 # the most used score, FID: its value depends on how many images you compare.
 
 # %%
-import sys, subprocess
-if "google.colab" in sys.modules:
-    subprocess.run("pip install -q git+https://github.com/fmnist-ldm/fmnist-ldm", shell=True, check=True)
+# Setup: in Colab (or any Jupyter without the package) fetch the course, its code and shipped weights.
+import importlib.util, os, subprocess, sys
+if importlib.util.find_spec("fmnist_ldm") is None:
+    repo = os.environ.get("FMNIST_LDM_REPO", "https://github.com/fmnist-ldm/fmnist-ldm")
+    if not os.path.isdir("fmnist-ldm"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", repo, "fmnist-ldm"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "fmnist-ldm"], check=True)
+    sys.path.insert(0, os.path.abspath("fmnist-ldm"))
+    os.chdir("fmnist-ldm/notebooks")
+    import torch
+    if not torch.cuda.is_available():
+        print("No GPU here: in Colab, Runtime -> Change runtime type -> GPU makes training minutes, not hours.")
 
 # %%
 import matplotlib.pyplot as plt
 import torch
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 from torchvision.transforms.functional import gaussian_blur
-from fmnist_ldm.config import notebook_mode, setup_cpu
+from fmnist_ldm.notebook import notebook_mode, notebook_preset
 from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist
 from fmnist_ldm.metrics import class_accuracy, fid_infinity, fid_kid, fid_over_n, load_judge, predict
 from fmnist_ldm.pipeline import Pipeline
 from fmnist_ldm.viz import tile
 
-setup_cpu()
-N = 2000 if notebook_mode() == "fast" else 5000    # images per set, as in the benchmarks (5,000)
+cfg = notebook_preset()
+N = 2000 if notebook_mode()[0] == "fast" else 5000    # images per set, as in the benchmarks (5,000)
 pipe, judge = Pipeline.from_pretrained(), load_judge()
 g = torch.Generator().manual_seed(0)
 test_x, test_y = load_fashion_mnist("test")

@@ -36,7 +36,7 @@ def test_train_rejects_a_zero_width_latent(capsys):
 def test_train_passes_the_latent_width_on(monkeypatch, capsys, tmp_path):
     import fmnist_ldm.train
     configs = []
-    monkeypatch.setattr(fmnist_ldm.train, "train_all", lambda cfg: configs.append(cfg) or {})
+    monkeypatch.setattr(fmnist_ldm.train, "train_all", lambda cfg, device=None: configs.append(cfg) or {})
     main(["train", "--preset", "fast", "--latent-channels", "8", "--out-dir", str(tmp_path)])
     main(["train", "--preset", "fast", "--out-dir", str(tmp_path)])
     assert [c.latent_channels for c in configs] == [8, 4] and configs[0].out_dir == str(tmp_path)

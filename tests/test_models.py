@@ -59,20 +59,6 @@ def test_config_round_trip():
     assert Config.from_dict(cfg.to_dict()) == cfg
 
 
-def test_bf16_autocast_only_where_fast(monkeypatch):
-    """cfg.bf16 asks for bf16; it is used only where the CPU runs it fast (or when forced)."""
-    from fmnist_ldm import config
-    x, w = torch.randn(4, 8), torch.randn(8, 8)
-    for env, expect in (("1", torch.bfloat16), ("0", torch.float32)):
-        monkeypatch.setenv("FMNIST_BF16", env)
-        config.fast_bf16.cache_clear()
-        with config.autocast(True):
-            assert (x @ w).dtype == expect
-        with config.autocast(False):
-            assert (x @ w).dtype == torch.float32
-    config.fast_bf16.cache_clear()
-
-
 def test_decoder_gan_gradients_go_where_they_belong():
     """One backward of DecoderGAN.loss must give the discriminator the gradient of its own hinge
     loss only, and the decoder that of L1 + MSE - w * D(fake), whatever the weight w."""

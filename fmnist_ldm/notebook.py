@@ -1,0 +1,129 @@
+"""What every notebook does first: pick the device and the mode, say which and why, and measure
+how long training will take here before any cell starts it.
+
+Mode: FMNIST_LDM_MODE (fast or full) when set; else `fast` under CI; else `full` on a GPU,
+where it takes minutes, and `fast` on a CPU, where `full` would take an hour or more.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+
+from .config import Config, preset, setup_cpu
+from .device import describe, get_device
+
+MODES = ("fast", "full")
+REPO_URL = "https://github.com/fmnist-ldm/fmnist-ldm"     # the one place it is written (see SETUP_CELL)
+
+# The first code cell of every notebook, verbatim (tests/test_notebooks_sync.py checks it). A bare
+# notebook opened in Colab has no repo around it: this cell clones the repo (code and shipped
+# weights), installs it and moves into it. In a checkout, where the package is installed, it
+# does nothing.
+SETUP_CELL = f"""\
+# Setup: in Colab (or any Jupyter without the package) fetch the course, its code and shipped weights.
+import importlib.util, os, subprocess, sys
+if importlib.util.find_spec("fmnist_ldm") is None:
+    repo = os.environ.get("FMNIST_LDM_REPO", "{REPO_URL}")
+    if not os.path.isdir("fmnist-ldm"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", repo, "fmnist-ldm"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "fmnist-ldm"], check=True)
+    sys.path.insert(0, os.path.abspath("fmnist-ldm"))
+    os.chdir("fmnist-ldm/notebooks")
+    import torch
+    if not torch.cuda.is_available():
+        print("No GPU here: in Colab, Runtime -> Change runtime type -> GPU makes training minutes, not hours.")"""
+
+
+def notebook_mode(device: torch.device | None = None) -> tuple[str, str]:
+    """(mode, why) for the notebooks."""
+    env = os.environ.get("FMNIST_LDM_MODE", "").strip().lower()
+    if env:
+        if env not in MODES:
+            raise ValueError(f"FMNIST_LDM_MODE={env!r}: use 'fast' or 'full'")
+        return env, "FMNIST_LDM_MODE is set"
+    if os.environ.get("CI", "").lower() in ("1", "true"):
+        return "fast", "running under CI"
+    device = device or get_device()
+    if device.type == "cuda":
+        return "full", "a GPU is here"
+    return "fast", f"no CUDA GPU here ({device.type}); set FMNIST_LDM_MODE=full to train the shipped recipe"
+
+
+def in_colab() -> bool:
+    try:
+        import google.colab  # noqa: F401  (only Colab has it)
+        return True
+    except ImportError:
+        return False
+
+
+def notebook_preset(**overrides) -> Config:
+    """The notebooks' config in the chosen mode, after saying what was chosen and why. Whatever
+    the notebooks train goes to runs/notebooks-<mode>/ (git-ignored), never to model/."""
+    setup_cpu()
+    device = get_device()
+    mode, why = notebook_mode(device)
+    print(f"Mode: {mode.upper()} ({why}). Device: {describe(device)}.")
+    if device.type == "cpu" and in_colab():
+        print("No GPU in this Colab runtime: Runtime -> Change runtime type -> GPU, then run again.")
+    return preset(mode, out_dir=f"runs/notebooks-{mode}", **overrides)
+
+
+def _seconds_per_step(model, loss_fn, steps: int = 2) -> float:
+    """Time optimiser steps on random data (after one untimed warm-up step)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    times = []
+    for _ in range(steps + 1):
+        t0 = time.perf_counter()
+        loss = loss_fn()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if next(model.parameters()).device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return sorted(times[1:])[len(times[1:]) // 2]
+
+
+def estimate_training(cfg: Config, stages=("vae", "decoder_gan", "unet"), n_images: int = 60_000) -> dict:
+    """Measured, not guessed: time a few optimiser steps of each stage on this machine and
+    multiply by the stage's number of steps. Returns seconds per stage (a stage the config
+    switches off, like fast mode's decoder GAN, is left out)."""
+    from .device import autocast
+    from .diffusion import NoiseSchedule, training_loss
+    from .vae import DecoderGAN
+    from .weights import build_unet, build_vae
+    device, out = get_device(), {}
+    with autocast(device, cfg.bf16):
+        if "vae" in stages:
+            vae = build_vae(cfg, stage="vae").to(device)
+            x = torch.rand(cfg.vae_batch_size, 1, 28, 28, device=device) * 2 - 1
+            per = _seconds_per_step(vae, lambda: vae.loss(x, cfg.vae_kl_weight)[0])
+            out["vae"] = per * cfg.vae_epochs * (n_images // cfg.vae_batch_size)
+        if "decoder_gan" in stages and cfg.vae_gan_epochs:
+            gan = DecoderGAN(build_vae(cfg).decoder).to(device)
+            x = torch.rand(cfg.vae_batch_size, 1, 28, 28, device=device) * 2 - 1
+            z = torch.randn(cfg.vae_batch_size, cfg.latent_channels, 7, 7, device=device)
+            per = _seconds_per_step(gan, lambda: gan.loss(x, z, cfg.vae_gan_weight)[0])
+            out["decoder_gan"] = per * cfg.vae_gan_epochs * (n_images // cfg.vae_batch_size)
+        if "unet" in stages:
+            unet = build_unet(cfg).to(device)
+            schedule = NoiseSchedule(cfg.schedule, cfg.timesteps)
+            shape = (cfg.latent_channels, 7, 7) if cfg.space == "latent" else (1, 28, 28)
+            x0 = torch.randn(cfg.batch_size, *shape, device=device)
+            y = torch.randint(0, 10, (cfg.batch_size,), device=device)
+            per = _seconds_per_step(unet, lambda: training_loss(unet, schedule, x0, y, cfg.prediction,
+                                                                cfg.p_uncond, 10))
+            out["unet"] = per * (cfg.unet_steps or cfg.unet_epochs * (n_images // cfg.batch_size))
+    return out
+
+
+def say_estimate(cfg: Config, stages=("vae", "decoder_gan", "unet")) -> dict:
+    """Print the measured estimate for the stages a notebook is about to train."""
+    est = estimate_training(cfg, stages)
+    parts = ", ".join(f"{k} {v / 60:.1f} min" for k, v in est.items())
+    print(f"Training here should take about {sum(est.values()) / 60:.1f} min ({parts}; "
+          "timed from a few steps on this machine).")
+    return est
