@@ -5,13 +5,17 @@
     python benchmarks/benchmark.py guidance         # guidance scale x interval at the default sampler -> guidance.md
     python benchmarks/benchmark.py n-sweep          # FID, its baseline and their ratio against n -> fid_vs_n.md
 
-Numbers are measured on the machine this runs on; results.md records which.
+Numbers are measured on the machine this runs on: every run prints it first (CPU model, ISA,
+whether oneDNN's bf16 is fast, threads, device), and every .md/.json it writes records it.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
+import os
+import platform
 import time
 from pathlib import Path
 
@@ -25,6 +29,45 @@ from fmnist_ldm.weights import read_weights
 HERE = Path(__file__).resolve().parent
 TARGETS = {"train_minutes": 60, "images_per_s": 200, "accuracy": 0.97, "fid_ratio": 1.5}
 TARGET_N = 5000          # images the FID ratio is judged at (the default --n-per-class 500)
+
+
+def machine_info() -> dict:
+    """The machine a number was measured on: config.machine() (CPU model, threads, torch, CPU
+    precision) plus the ISA from /proc/cpuinfo, whether oneDNN has a fast bf16 path, and the device."""
+    cpu, flags = platform.processor() or platform.machine(), set()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            block = itertools.takewhile(str.strip, f)                   # the first CPU's lines
+            fields = dict(line.split(":", 1) for line in block if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        cpu, flags = fields.get("model name", cpu), set(fields.get("flags", "").split())
+    if "avx512f" in flags:
+        isa = "AVX-512" + (" bf16" if "avx512_bf16" in flags else "") + (" + AMX" if "amx_bf16" in flags else "")
+    elif "avx2" in flags:
+        isa = "AVX2"
+    else:
+        isa = f"other ({platform.machine() or 'unknown'})"
+    try:
+        bf16_fast = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        bf16_fast = False
+    wanted = os.environ.get("FMNIST_DEVICE", "").strip().lower()      # the library's device override
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if wanted.startswith("cuda") or (not wanted and torch.cuda.is_available()):
+        device = f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else f"{wanted} (not available)"
+    elif wanted == "mps" or (not wanted and mps):
+        device = "mps" if mps else "mps (not available)"
+    else:
+        device = wanted or "cpu"
+    return {"cpu": cpu, "isa": isa, "onednn_bf16_fast": bf16_fast, "threads": torch.get_num_threads(),
+            "device": device, "torch": torch.__version__, "machine": machine()}
+
+
+def machine_line(info: dict | None = None) -> str:
+    """One line for the top of a run's output and of its .md results."""
+    m = info or machine_info()
+    return (f"{m['machine']}; ISA {m['isa']}, oneDNN bf16 {'fast' if m['onednn_bf16_fast'] else 'not fast'}; "
+            f"device {m['device']}")
 
 
 def run(pipe, judge, n_per_class, sampler, steps, guidance, interval, classes=range(10), seed=0):
@@ -65,7 +108,7 @@ def cmd_targets(a):
             ("class accuracy (judge)", r["accuracy"], ">=", TARGETS["accuracy"], True),
             (f"FID / real-vs-real FID ({r['fid']:.3f} / {r['fid_real_baseline']:.3f})", r["fid_ratio"], "<=",
              TARGETS["fid_ratio"], r["n"] == TARGET_N)]
-    print(f"# targets — {datetime.date.today()}, {machine()}, defaults {DEFAULTS}, compiled: {a.compile}")
+    print(f"# targets — {datetime.date.today()}, {machine_line()}, defaults {DEFAULTS}, compiled: {a.compile}")
     for name, value, op, target, judged in rows:
         ok = value <= target if op == "<=" else value >= target
         verdict = ("MET" if ok else "MISSED") if judged else f"not judged: the ratio depends on n, judged at n = {TARGET_N}"
@@ -79,7 +122,7 @@ def cmd_targets(a):
     floor = fid_kid(test, pipe.reconstruct(train), judge)["fid"]
     print(f"{'(info) FID of VAE reconstructions / real-vs-real':62s} {floor / r['fid_real_baseline']:10.3f}  "
           f"({floor:.3f}: the best any latent model on this VAE can do)")
-    print(json.dumps(r))
+    print(json.dumps({**r, "machine_info": machine_info()}))
 
 
 def cmd_table(a):
@@ -106,7 +149,7 @@ GUIDANCE_GRID = [(1.0, None), (1.5, None), (2.0, None), (2.0, (200, 800)), (3.0,
 def cmd_guidance(a):
     """Where in t guidance helps: class accuracy against FID for each (scale, interval)."""
     pipe, judge = load(a)
-    lines = [f"Measured {datetime.date.today()} on {machine()} with `python benchmarks/benchmark.py guidance "
+    lines = [f"Measured {datetime.date.today()} on {machine_line()} with `python benchmarks/benchmark.py guidance "
              f"--n-per-class {a.n_per_class}` ({DEFAULTS['sampler']}, {DEFAULTS['steps']} steps).", "",
              "| guidance | interval (t) | n | FID | FID / real-vs-real | KID | accuracy | images/s |",
              "|---:|---|---:|---:|---:|---:|---:|---:|"]
@@ -140,7 +183,7 @@ def cmd_n_sweep(a):
         print(json.dumps({"set": name, "n": ns, "fid": f}), flush=True)
     fid_inf = lambda f: fid_infinity(ns, f)
     base = fids["real train (baseline)"]
-    lines = [f"Measured {datetime.date.today()} on {machine()} with `python benchmarks/benchmark.py n-sweep` "
+    lines = [f"Measured {datetime.date.today()} on {machine_line()} with `python benchmarks/benchmark.py n-sweep` "
              f"(defaults {DEFAULTS}; each set against the first n of the same shuffled 10,000 test images).", "",
              "| set | " + " | ".join(f"n = {n:,}" for n in ns) + " | FID_inf |",
              "|---|" + "---:|" * (len(ns) + 1)]
@@ -155,7 +198,7 @@ def cmd_n_sweep(a):
 
 
 def write_table(rows, a, text: bool = True):
-    lines = [f"Measured {datetime.date.today()} on {machine()} with "
+    lines = [f"Measured {datetime.date.today()} on {machine_line()} with "
              f"`python benchmarks/benchmark.py table --n-per-class {a.n_per_class} --ddpm-n-per-class {a.ddpm_n_per_class}"
              f"{' --compile' if a.compile else ''}` "
              f"(guidance interval {DEFAULTS['guidance_interval']}).", "",
@@ -167,7 +210,7 @@ def write_table(rows, a, text: bool = True):
                      f"{r['fid_ratio']:.2f} | {r['kid']:.5f} | {acc} | {r['images_per_s']:.0f} |")
     if text:
         (HERE / "results.md").write_text("\n".join(lines) + "\n")
-        (HERE / "results.json").write_text(json.dumps(rows, indent=1))
+        (HERE / "results.json").write_text(json.dumps({"machine_info": machine_info(), "rows": rows}, indent=1))
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -201,8 +244,10 @@ def main():
     p.add_argument("--compile", action="store_true", help="torch.compile the UNet (Pipeline.compile)")
     a = p.parse_args()
     setup_cpu()
+    print(f"# machine: {machine_line()}", flush=True)
     if a.what == "plot":
-        return write_table(json.loads((HERE / "results.json").read_text()), a, text=False)
+        saved = json.loads((HERE / "results.json").read_text())   # {"machine_info", "rows"}, or older: rows
+        return write_table(saved["rows"] if isinstance(saved, dict) else saved, a, text=False)
     {"targets": cmd_targets, "table": cmd_table, "guidance": cmd_guidance, "n-sweep": cmd_n_sweep}[a.what](a)
 
 
