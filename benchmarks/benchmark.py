@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import itertools
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
-from fmnist_ldm.config import machine, setup_cpu
+from fmnist_ldm.config import setup_cpu
+from fmnist_ldm.device import ENV_VAR, cpu_name, describe, fast_cpu_bf16, get_device, machine
 from fmnist_ldm.metrics import evaluate_samples, load_judge
 from fmnist_ldm.pipeline import DEFAULTS, MODEL_DIR, Pipeline
 from fmnist_ldm.weights import read_weights
@@ -31,43 +30,17 @@ TARGETS = {"train_minutes": 60, "images_per_s": 200, "accuracy": 0.97, "fid_rati
 TARGET_N = 5000          # images the FID ratio is judged at (the default --n-per-class 500)
 
 
-def machine_info() -> dict:
-    """The machine a number was measured on: config.machine() (CPU model, threads, torch, CPU
-    precision) plus the ISA from /proc/cpuinfo, whether oneDNN has a fast bf16 path, and the device."""
-    cpu, flags = platform.processor() or platform.machine(), set()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            block = itertools.takewhile(str.strip, f)                   # the first CPU's lines
-            fields = dict(line.split(":", 1) for line in block if ":" in line)
-        fields = {k.strip(): v.strip() for k, v in fields.items()}
-        cpu, flags = fields.get("model name", cpu), set(fields.get("flags", "").split())
-    if "avx512f" in flags:
-        isa = "AVX-512" + (" bf16" if "avx512_bf16" in flags else "") + (" + AMX" if "amx_bf16" in flags else "")
-    elif "avx2" in flags:
-        isa = "AVX2"
-    else:
-        isa = f"other ({platform.machine() or 'unknown'})"
-    try:
-        bf16_fast = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        bf16_fast = False
-    wanted = os.environ.get("FMNIST_DEVICE", "").strip().lower()      # the library's device override
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if wanted.startswith("cuda") or (not wanted and torch.cuda.is_available()):
-        device = f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else f"{wanted} (not available)"
-    elif wanted == "mps" or (not wanted and mps):
-        device = "mps" if mps else "mps (not available)"
-    else:
-        device = wanted or "cpu"
-    return {"cpu": cpu, "isa": isa, "onednn_bf16_fast": bf16_fast, "threads": torch.get_num_threads(),
-            "device": device, "torch": torch.__version__, "machine": machine()}
+def machine_info(device=None) -> dict:
+    """The machine a number was measured on (fmnist_ldm.device.machine: CPU model and ISA, torch,
+    the device and its precision), with its parts as fields for the .json results."""
+    device = get_device(device)
+    return {"cpu": cpu_name(), "onednn_bf16_fast": fast_cpu_bf16(), "threads": torch.get_num_threads(),
+            "device": describe(device), "torch": torch.__version__, "machine": machine(device)}
 
 
 def machine_line(info: dict | None = None) -> str:
     """One line for the top of a run's output and of its .md results."""
-    m = info or machine_info()
-    return (f"{m['machine']}; ISA {m['isa']}, oneDNN bf16 {'fast' if m['onednn_bf16_fast'] else 'not fast'}; "
-            f"device {m['device']}")
+    return (info or machine_info())["machine"]
 
 
 def run(pipe, judge, n_per_class, sampler, steps, guidance, interval, classes=range(10), seed=0):
@@ -81,8 +54,8 @@ def run(pipe, judge, n_per_class, sampler, steps, guidance, interval, classes=ra
 
 
 def load(a):
-    pipe = Pipeline.from_pretrained(a.model_dir)
-    return (pipe.compile() if a.compile else pipe), load_judge()
+    pipe = Pipeline.from_pretrained(a.model_dir, device=a.device)
+    return (pipe.compile() if a.compile else pipe), load_judge(device=a.device)
 
 
 def cmd_targets(a):
@@ -242,8 +215,11 @@ def main():
     p.add_argument("--ddpm-n-per-class", type=int, default=100, help="DDPM-1000 is slow: fewer images")
     p.add_argument("--model-dir", default=str(MODEL_DIR))
     p.add_argument("--compile", action="store_true", help="torch.compile the UNet (Pipeline.compile)")
+    p.add_argument("--device", help="cpu, cuda, mps (default: $FMNIST_DEVICE, else the best one here)")
     a = p.parse_args()
     setup_cpu()
+    if a.device:          # every Pipeline, judge and machine line below then uses it
+        os.environ[ENV_VAR] = str(get_device(a.device))
     print(f"# machine: {machine_line()}", flush=True)
     if a.what == "plot":
         saved = json.loads((HERE / "results.json").read_text())   # {"machine_info", "rows"}, or older: rows

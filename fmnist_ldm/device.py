@@ -118,7 +118,10 @@ def cpu_name() -> str:
             lines = f.read().splitlines()
         name = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")), name)
         flags = set(next((l.split(":", 1)[1].split() for l in lines if l.startswith("flags")), []))
-    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    if "avx512f" in flags:
+        isa = "AVX-512" + (" bf16" if "avx512_bf16" in flags else "") + (" + AMX" if "amx_bf16" in flags else "")
+    else:
+        isa = "AVX2" if "avx2" in flags else f"no AVX2 ({platform.machine()})"
     return f"{name}, {isa}"
 
 
