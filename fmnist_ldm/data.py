@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,6 +30,10 @@ class DataNotFoundError(FileNotFoundError):
     pass
 
 
+class DataError(ValueError):
+    """A Fashion-MNIST file is there but cannot be read (truncated, corrupt, not IDX)."""
+
+
 def _find(folder: Path, stem: str) -> Path | None:
     for name in (stem + ".gz", stem):
         for sub in ("", "raw", "FashionMNIST/raw"):   # also accept torchvision's layout
@@ -37,14 +42,46 @@ def _find(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def _repair_hint(path: Path) -> str:
+    """What to do about a broken file depends on where it came from."""
+    if DEBIAN_DIR in path.parents:
+        return ("reinstall the package (as root, or with sudo: apt-get install --reinstall "
+                "dataset-fashion-mnist)")
+    if CACHE_DIR in path.parents:
+        return f"delete the folder {CACHE_DIR} so that it is downloaded afresh"
+    return "download a fresh copy of it, or point FMNIST_DATA / data_dir at a folder with intact files"
+
+
+def _broken(path: Path, what: str) -> DataError:
+    return DataError(f"Fashion-MNIST file {path} is {what}: {_repair_hint(path)}")
+
+
 def _read_idx(path: Path) -> np.ndarray:
-    """IDX format: magic (0,0,dtype=8 for uint8, ndim), ndim big-endian sizes, raw bytes."""
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
-    if raw[:3] != b"\x00\x00\x08":
-        raise ValueError(f"{path} is not a uint8 IDX file")
-    ndim = raw[3]
+    """IDX format: magic (0,0,dtype=8 for uint8, ndim), ndim big-endian sizes, raw bytes.
+    A file that does not hold exactly that is a DataError naming it (not gzip's or numpy's error)."""
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = f.read()
+    except EOFError:                                  # gzip stream cut short: an interrupted copy
+        raise _broken(path, "truncated or corrupt (its gzip stream ends early)") from None
+    except gzip.BadGzipFile as e:                     # e.g. an HTML error page saved as .gz
+        raise _broken(path, f"not a gzip file, or a corrupt one ({e})") from None
+    except zlib.error as e:                           # the compressed data itself is damaged
+        raise _broken(path, f"truncated or corrupt ({e})") from None
+    except OSError as e:                              # unreadable: permissions, I/O error
+        raise _broken(path, f"not readable ({e.strerror or e})") from None
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
+        raise _broken(path, f"not a uint8 IDX file (it starts with {raw[:4]!r}, not b'\\x00\\x00\\x08')")
+    ndim, offset = raw[3], 4 + 4 * raw[3]
+    if len(raw) < offset:
+        raise _broken(path, f"truncated (its {len(raw)} bytes end inside the header)")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    expected, held = int(np.prod(shape)), len(raw) - offset
+    if held != expected:
+        items = f"{shape[0]} items of shape {shape[1:]}" if ndim > 1 else f"{shape[0]} items"
+        problem = "truncated" if held < expected else "corrupt (longer than its header says)"
+        raise _broken(path, f"{problem}: its header says {items} ({expected} bytes), it holds {held} bytes")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
 
 
 def _download(split: str) -> Path:
@@ -75,7 +112,8 @@ def find_data_dir(root: str | os.PathLike | None = None, download: bool = True) 
         reason = "downloading was not allowed"
     raise DataNotFoundError(
         "Fashion-MNIST was not found. Do one of: (1) pass data_dir / set FMNIST_DATA to a folder "
-        "with the four IDX files; (2) on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist; "
+        "with the four IDX files; (2) on Debian/Ubuntu, as root, or with sudo: "
+        "apt-get install dataset-fashion-mnist; "
         f"(3) go online so torchvision can download it. Here {reason}.")
 
 
@@ -83,16 +121,21 @@ def load_fashion_mnist(split: str = "train", root=None, download: bool = True):
     """(images uint8 [N,28,28], labels int64 [N]) of the real 'train' (60k) or 'test' (10k) split."""
     if split not in _FILES:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-    images, labels = _read_split(find_data_dir(root, download), split)
+    folder = find_data_dir(root, download)
+    paths = tuple(_find(folder, f) for f in _FILES[split])
+    # the cache key holds each file's size and mtime: a file repaired or replaced on disk is read again
+    stamps = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    images, labels = _read_split(paths, stamps, split)
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
 @lru_cache(maxsize=4)   # benchmarks and notebooks read the same split many times
-def _read_split(folder: Path, split: str):
-    images, labels = (_read_idx(_find(folder, f)) for f in _FILES[split])
-    if images.shape != (_SIZES[split], 28, 28) or labels.shape != (_SIZES[split],):
-        raise ValueError(f"{folder} holds a {split} split of shape {images.shape}, expected "
-                         f"({_SIZES[split]}, 28, 28): is it really Fashion-MNIST?")
+def _read_split(paths: tuple[Path, Path], stamps, split: str):
+    (image_path, label_path), n = paths, _SIZES[split]
+    images, labels = _read_idx(image_path), _read_idx(label_path)
+    for path, array, shape in ((image_path, images, (n, 28, 28)), (label_path, labels, (n,))):
+        if array.shape != shape:
+            raise _broken(path, f"of shape {array.shape}, not the {shape} of Fashion-MNIST's {split} split")
     return images, labels
 
 

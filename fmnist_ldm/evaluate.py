@@ -1,11 +1,50 @@
-"""`python -m fmnist_ldm evaluate` and `train-judge`: the CLI side of fmnist_ldm.metrics."""
+"""`python -m fmnist_ldm evaluate` and `train-judge`: the CLI side of fmnist_ldm.metrics, and the
+rule on how many samples an FID needs (shared with metrics.evaluate_samples)."""
 from __future__ import annotations
 
 import json
+import math
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .metrics import Judge
+
+
+# FID fits a Gaussian to each set's 256 judge features. Below 2 x 256 images the covariance
+# is estimated from too few images to mean anything (2 noise images scored "better than real");
+# below 2,000 FID is still strongly biased (~1/n) and noisy. The project reports n = 5,000.
+JUDGE_FEATURES = Judge.num_features      # 256
+MIN_FID_N = 2 * JUDGE_FEATURES
+RECOMMENDED_FID_N = 2000
+REPORTED_N = 5000
+
+
+class FewSamplesWarning(UserWarning):
+    """Enough samples to compute FID, too few to trust it."""
+
+
+def check_sample_count(n: int, warn: bool = True) -> str | None:
+    """Refuse (ValueError) fewer than MIN_FID_N images; below RECOMMENDED_FID_N return (and, with
+    warn, also emit as a FewSamplesWarning) a note saying why the number is not to be trusted."""
+    reported = f"{REPORTED_N:,} (--n-per-class {REPORTED_N // 10}) to compare with the numbers this project reports"
+    if n < MIN_FID_N:
+        raise ValueError(
+            f"FID/KID need at least {MIN_FID_N} images, not n = {n}: FID fits a Gaussian to the judge's "
+            f"{JUDGE_FEATURES} features, and from fewer than 2 x {JUDGE_FEATURES} images its covariance is "
+            f"too poorly estimated to mean anything (2 noise images can score 'better than real'); "
+            f"evaluate at least {MIN_FID_N} (--n-per-class {math.ceil(MIN_FID_N / 10)}), "
+            f"{RECOMMENDED_FID_N:,} or more to trust the number, {reported}")
+    if n >= RECOMMENDED_FID_N:
+        return None
+    note = (f"FID at n = {n} is computable but not to be trusted: below {RECOMMENDED_FID_N:,} images it is "
+            f"noisy and biased upwards (~1/n), and the FID ratio depends on n; use {reported}")
+    if warn:
+        warnings.warn(note, FewSamplesWarning, stacklevel=3)
+    return note
 
 
 def read_samples(path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,8 +66,8 @@ def read_samples(path) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(f"'images' must be uint8 of shape (N, 28, 28), not {images.dtype} {images.shape}")
     if labels.dtype != np.int64 or labels.shape != (len(images),):
         raise ValueError(f"'labels' must be int64 of shape ({len(images)},), not {labels.dtype} {labels.shape}")
-    if len(images) < 2:
-        raise ValueError("need at least 2 images to compute FID")
+    if len(images) == 0:
+        raise ValueError(f"{path} holds no images")
     if labels.min() < 0 or labels.max() > 10:
         raise ValueError("'labels' must lie in 0-9 (or 10 for unconditional samples)")
     return torch.from_numpy(images), torch.from_numpy(labels)
@@ -36,15 +75,21 @@ def read_samples(path) -> tuple[torch.Tensor, torch.Tensor]:
 
 def cmd_evaluate(a):
     from .metrics import evaluate_samples, load_judge
+    samples = read_samples(a.samples) if a.samples else None
+    # refuse too few images before loading anything or sampling; warn in one line, once
+    if note := check_sample_count(len(samples[0]) if samples else 10 * a.n_per_class, warn=False):
+        print(f"warning: {note}", file=sys.stderr)
     judge = load_judge(a.judge, a.device)
-    if a.samples:
-        images, labels = read_samples(a.samples)
+    if samples:
+        images, labels = samples
     else:
         from .pipeline import Pipeline
         pipe = Pipeline.from_pretrained(a.model_dir, device=a.device)
         s = pipe.generate([c for c in range(10) for _ in range(a.n_per_class)], seed=a.seed)
         images, labels = s.images, s.labels
-    out = evaluate_samples(images, labels, judge, seed=a.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FewSamplesWarning)     # already said above
+        out = evaluate_samples(images, labels, judge, seed=a.seed)
     print(json.dumps(out))
 
 

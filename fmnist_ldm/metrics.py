@@ -152,7 +152,11 @@ def fid_infinity(ns, fids) -> float:
 def evaluate_samples(images_uint8, labels, judge=None, data_dir=None, seed: int = 0) -> dict:
     """Everything we report about a set of samples, beside the real-data baseline at the same n.
     Samples are compared with n real test images; the baseline compares n real train images
-    with the same test images. Labels of 10 (unconditional) are left out of the accuracy."""
+    with the same test images. Labels of 10 (unconditional) are left out of the accuracy.
+    Fewer than 512 images are refused (ValueError), fewer than 2,000 warned about: see
+    evaluate.check_sample_count. (fid_kid itself takes any n.)"""
+    from .evaluate import check_sample_count
+    check_sample_count(len(images_uint8))
     judge = judge or load_judge()
     images_uint8, labels = torch.as_tensor(images_uint8), torch.as_tensor(labels)
     gen = torch.Generator().manual_seed(seed)

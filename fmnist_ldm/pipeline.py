@@ -11,7 +11,7 @@ import torch
 from .data import to_model_range, to_uint8
 from .device import PerImageNoise, autocast, describe, get_device, randn
 from .diffusion import NoiseSchedule, guided_denoiser, sample
-from .weights import MODEL_DIR, load_model
+from .weights import MODEL_DIR, load_pair
 
 
 
@@ -42,8 +42,7 @@ class Pipeline:
     def from_pretrained(cls, model_dir=None, unet_file: str = "unet.safetensors", device=None):
         """The shipped weights (model_dir None), or those in `model_dir`, on `device` (see device.py)."""
         model_dir = Path(model_dir or MODEL_DIR)
-        unet, cfg = load_model(model_dir / unet_file, "unet")
-        vae = load_model(model_dir / "vae.safetensors", "vae")[0] if cfg.space == "latent" else None
+        unet, cfg, vae = load_pair(model_dir, unet_file)     # refuses a VAE from another run
         return cls(unet, cfg, vae, device)
 
     def __repr__(self):

@@ -154,6 +154,7 @@ def train_all(cfg: Config, device=None):
     images, labels = load_fashion_mnist("train", cfg.data_dir)
     x = to_model_range(images)
     timings = {}
+    vae_id = None                              # pixel space: the UNet belongs to no VAE
     if cfg.space == "latent":
         t0 = time.perf_counter()
         vae, hist, (mean, std) = train_vae(cfg, x)
@@ -164,13 +165,14 @@ def train_all(cfg: Config, device=None):
             vae, gan_hist = sharpen_decoder(cfg, vae, x, mean, std)
             gan = {"decoder_gan_seconds": gan_hist["seconds"], "decoder_gan_loss": gan_hist["loss"][::10]}
             timings["decoder_gan_seconds"] = gan_hist["seconds"]
-        save_weights(vae, out / "vae.safetensors", "vae", cfg, loss=hist["loss"][::10],
-                     seconds=hist["seconds"], machine=machine(), **gan)
+        vae_id = save_weights(vae, out / "vae.safetensors", "vae", cfg, loss=hist["loss"][::10],
+                              seconds=hist["seconds"], machine=machine(), **gan)
         data = LatentDataset(mean, std, labels, vae.scale.item())
     else:
         data = LatentDataset(x, None, labels, 1.0)
     unet, hist = train_unet(cfg, data)
     timings["unet_seconds"] = hist["seconds"]
     name = "unet.safetensors" if cfg.space == "latent" else "unet_pixel.safetensors"
-    save_weights(unet, out / name, "unet", cfg, loss=hist["loss"][::10], machine=machine(), **timings)
+    save_weights(unet, out / name, "unet", cfg, loss=hist["loss"][::10], machine=machine(), **timings,
+                 vae_id=vae_id)   # its VAE: load_pair refuses the VAE of another run
     return timings

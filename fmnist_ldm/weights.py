@@ -1,7 +1,12 @@
 """Weights on disk: safetensors files (they load without executing code) that carry their
-model's config as metadata, so a file alone rebuilds its model."""
+model's config as metadata, so a file alone rebuilds its model.
+
+A latent UNet only works with the VAE whose latents it was trained on: a VAE from another run
+decodes its samples into blurred, blocky images. So every VAE file carries `vae_id`, a hash of
+its tensors, the UNet file records the `vae_id` of its VAE, and `load_pair` refuses a mismatch."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -43,20 +48,39 @@ def build_unet(cfg: Config) -> UNet:
                 cfg.conditioning, cfg.class_tokens)
 
 
-def save_weights(model: torch.nn.Module, path, kind: str, cfg: Config, **extra) -> None:
-    """Write atomically (temp file, then rename): a crash never leaves half a file."""
+def weights_id(state: dict) -> str:
+    """A short hash of a state dict's names, shapes and float32 bytes (what save_weights writes),
+    so that the same tensors give the same id in memory and on disk."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().float().contiguous().cpu()
+        h.update(f"{name}\0{tuple(t.shape)}\0".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]       # 64 bits: plenty to tell training runs apart
+
+
+def save_weights(model: torch.nn.Module, path, kind: str, cfg: Config, **extra) -> str:
+    """Write atomically (temp file, then rename): a crash never leaves half a file. Returns the
+    weights_id of what was written; a VAE file also stores it as `vae_id`. A latent UNet should be
+    given `vae_id=` of the VAE it was trained on, so that load_pair can check the two belong together."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
+    own_id = weights_id(tensors)
+    if kind == "vae":
+        extra = {**extra, "vae_id": own_id}
     meta = {"kind": kind, "config": cfg.to_json(), **{k: json.dumps(v) for k, v in extra.items()}}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     os.chmod(tmp, 0o644)           # safetensors writes 0600; weights are meant to be shared
     os.replace(tmp, path)
+    return own_id
 
 
 def read_weights(path, kind: str):
-    """(state_dict, Config, extra metadata) of a file written by save_weights for `kind`."""
+    """(state_dict, Config, extra metadata) of a file written by save_weights for `kind`.
+    Anything else (no file, another format or kind, a missing or broken config, NaN or inf in a
+    tensor) is a one-line WeightsError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist: train with `python -m fmnist_ldm "
@@ -71,17 +95,91 @@ def read_weights(path, kind: str):
     if meta.get("kind") != kind:
         raise WeightsError(f"{path} holds {meta.get('kind') or 'foreign'} weights, not {kind} weights "
                            "written by fmnist_ldm")
-    cfg = Config.from_dict(json.loads(meta["config"]))
-    extra = {k: json.loads(v) for k, v in meta.items() if k not in ("kind", "config")}
+    cfg = _config(path, meta)
+    extra = {}
+    for k, v in meta.items():
+        if k not in ("kind", "config"):
+            try:
+                extra[k] = json.loads(v)
+            except json.JSONDecodeError as e:
+                raise WeightsError(f"{path}: metadata entry {k!r} is not valid JSON ({e}); the file was "
+                                   "edited or damaged after it was written") from None
+    for name, t in state.items():
+        # NaN/inf (e.g. from a diverged run) would only show up as black images after sampling
+        if t.is_floating_point() and not (finite := torch.isfinite(t)).all():
+            raise WeightsError(f"{path}: tensor {name!r} holds NaN or inf ({(~finite).sum().item()} of "
+                               f"{t.numel()} values): these weights are broken (did training diverge?); "
+                               "retrain, or restore the file (the shipped ones: git checkout model/)")
     return state, cfg, extra
+
+
+def _config(path: Path, meta: dict) -> Config:
+    """The Config stored in a file's metadata, or a WeightsError saying why there is none."""
+    if "config" not in meta:
+        raise WeightsError(f"{path} has no config in its metadata, so its model cannot be rebuilt: "
+                           "it was not written by fmnist_ldm's save_weights (or its metadata was stripped); use the file "
+                           "that `python -m fmnist_ldm train` wrote, or the shipped one")
+    try:
+        return Config.from_dict(json.loads(meta["config"]))
+    except json.JSONDecodeError as e:
+        raise WeightsError(f"{path}: the config in its metadata is not valid JSON ({e}); the file was "
+                           "edited or damaged after it was written") from None
+    except (ValueError, TypeError, AttributeError) as e:
+        raise WeightsError(f"{path}: its config does not fit this version of fmnist_ldm ({e}); was it "
+                           "written by another version?") from None
 
 
 def load_model(path, kind: str):
     """Rebuild the model of kind 'vae' or 'unet' from its file; returns (model in eval mode, cfg)."""
-    state, cfg, _ = read_weights(path, kind)
+    model, cfg, _ = _load(path, kind)
+    return model, cfg
+
+
+def _load(path, kind: str):
+    state, cfg, extra = read_weights(path, kind)
     model = {"vae": build_vae, "unet": build_unet}[kind](cfg)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise WeightsError(f"{path} does not fit the {kind} its config describes: {str(e)[:200]}") from None
-    return model.eval(), cfg
+    return model.eval(), cfg, extra
+
+
+# Config fields that shape the VAE's latent space (the UNet's config records those of its VAE).
+# The decoder-GAN stage's fields are not among them: it leaves encoder, latents and scale alone.
+_LATENT_SHAPE = ("latent_channels", "vae_channels")
+_LATENT_RUN = ("seed", "vae_kl_weight", "vae_epochs", "vae_batch_size", "vae_lr")
+
+
+def load_pair(model_dir, unet_file: str = "unet.safetensors", vae_file: str = "vae.safetensors"):
+    """(unet, cfg, vae) from a model folder; vae is None for a pixel-space UNet. Refuses, in one
+    line naming both files, a VAE that is not the one the UNet was trained on."""
+    model_dir = Path(model_dir)
+    unet_path, vae_path = model_dir / unet_file, model_dir / vae_file
+    unet, cfg, unet_extra = _load(unet_path, "unet")
+    if cfg.space != "latent":
+        return unet, cfg, None
+    vae, vae_cfg, _ = _load(vae_path, "vae")
+    check_pair(unet_path, cfg, unet_extra.get("vae_id"), vae_path, vae_cfg, weights_id(vae.state_dict()))
+    return unet, cfg, vae
+
+
+def check_pair(unet_path, unet_cfg: Config, unet_vae_id: str | None, vae_path, vae_cfg: Config,
+               vae_id: str) -> None:
+    """The latent shapes must agree; then the VAE id the UNet recorded must be the VAE's. A UNet
+    file written before ids existed records none: then the configs' latent fields must agree."""
+    differ = lambda fields: [f"{f} {getattr(unet_cfg, f)} in the UNet's config, {getattr(vae_cfg, f)} in the VAE's"
+                             for f in fields if getattr(unet_cfg, f) != getattr(vae_cfg, f)]
+    fix = (f"put the vae.safetensors written by the UNet's own training run (its out_dir was "
+           f"{unet_cfg.out_dir}) beside it, or retrain")
+    if shape := differ(_LATENT_SHAPE):
+        raise WeightsError(f"{unet_path} and {vae_path} do not belong together: {'; '.join(shape)} "
+                           f"(the UNet was trained on another VAE's latents); {fix}")
+    if unet_vae_id is not None:
+        if unet_vae_id != vae_id:
+            raise WeightsError(f"{unet_path} was trained on the latents of VAE {unet_vae_id}, but {vae_path} "
+                               f"is VAE {vae_id}, from another training run: its images would come out "
+                               f"blurred and blocky; {fix}")
+    elif run := differ(_LATENT_RUN):
+        raise WeightsError(f"{unet_path} and {vae_path} come from different training runs: {'; '.join(run)} "
+                           f"(the UNet file records no VAE id, so only the configs could be compared); {fix}")
