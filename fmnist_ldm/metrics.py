@@ -56,8 +56,7 @@ class JudgeFeatures(nn.Module):
         if images_uint8.dim() == 4:                      # torchmetrics' probe passes [1,C,H,W]
             images_uint8 = images_uint8[:, 0]
         device = next(self.judge.parameters()).device
-        features = self.judge.features(to_model_range(images_uint8.to(device, torch.uint8)))
-        return features.double() if device.type != "mps" else features.cpu().double()   # MPS has no float64
+        return self.judge.features(to_model_range(images_uint8.to(device, torch.uint8))).double()
 
 
 def train_judge(epochs: int = 8, seed: int = 0, data_dir=None, batch_size: int = 128, device=None):
@@ -123,7 +122,8 @@ def fid_kid(real_uint8, fake_uint8, judge) -> dict:
     with warnings.catch_warnings():          # its note that it keeps all features: 256 per image, fine here
         warnings.filterwarnings("ignore", "Metric `Kernel Inception Distance` will save all extracted features")
         kid = KernelInceptionDistance(feature=feats, subsets=10, subset_size=min(1000, n))
-    # the statistics live where the features come out (the CPU for MPS: float64 sums)
+    # the statistics (float64 sums) live on the judge's device; MPS has no float64, so there the
+    # metrics, and with them the judge they hold, move to the CPU
     device = next(judge.parameters()).device
     device = device if device.type != "mps" else torch.device("cpu")
     for metric in (fid.to(device), kid.to(device)):
