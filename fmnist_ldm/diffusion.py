@@ -66,13 +66,24 @@ class NoiseSchedule:
         return x0, eps
 
     def timesteps(self, steps: int, t_start: int | None = None) -> list[int]:
-        """`steps` timesteps from t_start (default T-1) down, evenly spaced, ending at -1 (clean).
-        For t_start = T-1 these are diffusers' "trailing" timesteps (Lin et al. 2024)."""
+        """`steps` timesteps from t_start (default T-1) down, evenly spaced, then -1 (clean):
+        t_i = round(N (steps - i) / steps) - 1 for i = 0..steps-1, N = t_start + 1, i.e. "trailing"
+        spacing (Lin et al. 2024, table 2): exactly `steps` distinct values in [0, t_start].
+
+        For t_start = T-1 these are diffusers' DDIMScheduler(timestep_spacing="trailing") timesteps,
+        np.round(np.arange(N, 0, -N / steps)) - 1, to the last tie: numpy computes the i-th value
+        as N + i * delta in float64, delta = (N - N / steps) - N, and rounds half to even, and so
+        do we. Only the length differs: numpy takes it from a float division and, for 62 of the
+        step counts 1..1000 (61 is one), adds an extra element that rounds to -1; ours comes from
+        the integer index i, so there is no step to or from a timestep below 0."""
         t_start = self.T - 1 if t_start is None else t_start
+        if not 0 <= t_start < self.T:
+            raise ValueError(f"t_start must be between 0 and {self.T - 1}, not {t_start}")
         if steps < 1 or steps > t_start + 1:
             raise ValueError(f"steps must be between 1 and {t_start + 1}, not {steps}")
-        ts = torch.round(torch.arange(t_start + 1, 0, -(t_start + 1) / steps)).long() - 1
-        return ts.tolist() + [-1]
+        n = t_start + 1
+        delta = (n - n / steps) - n              # numpy's arange step, as it computes it
+        return [round(n + i * delta) - 1 for i in range(steps)] + [-1]
 
 
 def training_loss(model, schedule: NoiseSchedule, x0, y, prediction: str, p_uncond: float,

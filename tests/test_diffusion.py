@@ -67,15 +67,58 @@ def test_targets_invert(prediction):
     torch.testing.assert_close(eps_hat, noise, atol=1e-4, rtol=1e-4)
 
 
-def test_timesteps_are_diffusers_trailing():
+def _check_timesteps(ts, steps, t_start):
+    """`steps` distinct timesteps, strictly descending from t_start, all in [0, t_start], then -1."""
+    assert len(ts) == steps + 1 and ts[-1] == -1, (steps, t_start, ts[-3:])
+    body = ts[:-1]
+    assert body[0] == t_start and body[-1] >= 0, (steps, t_start, body[-3:])
+    assert all(a > b for a, b in zip(body, body[1:])), (steps, t_start)
+
+
+def test_timesteps_are_diffusers_trailing_at_every_step_count():
+    """Every step count 1..T, not only 10/20/50: diffusers' own list has one element too many
+    (a trailing -1) for 62 of them, e.g. 61, so we compare with its first `steps` elements."""
     s = NoiseSchedule()
     ref = diffusers.DDIMScheduler(timestep_spacing="trailing")
-    for steps in (10, 20, 50):
+    for steps in range(1, 1001):
+        ts = s.timesteps(steps)
+        _check_timesteps(ts, steps, 999)
         ref.set_timesteps(steps)
-        assert s.timesteps(steps)[:-1] == ref.timesteps.tolist()
-        assert s.timesteps(steps)[-1] == -1
-    with pytest.raises(ValueError):
-        s.timesteps(0)
+        assert ts[:-1] == ref.timesteps.tolist()[:steps], steps
+
+
+@pytest.mark.parametrize("t_start", [0, 1, 2, 59, 60, 61, 299, 500, 998, 999])
+def test_timesteps_from_any_start_at_every_step_count(t_start):
+    s = NoiseSchedule()
+    for steps in range(1, t_start + 2):
+        _check_timesteps(s.timesteps(steps, t_start), steps, t_start)
+    for steps in (0, -1, t_start + 2):
+        with pytest.raises(ValueError, match="steps must be between 1 and"):
+            s.timesteps(steps, t_start)
+
+
+def test_timesteps_refuse_a_start_outside_the_schedule():
+    s = NoiseSchedule(timesteps=1000)
+    for t_start in (-1, 1000):
+        with pytest.raises(ValueError, match="t_start must be between 0 and 999"):
+            s.timesteps(1, t_start)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpmpp2m"])
+def test_61_steps_sample_finite_and_never_call_the_model_at_minus_1(sampler):
+    """61 steps used to end the list with 15, -1, -1: DDIM divided by zero (1 - abar_{-1} = 0)
+    and DPM-Solver++ spent a model call on the clean end."""
+    s = NoiseSchedule("cosine")
+    _, exact = gaussian_denoiser(s)
+    seen = []
+
+    def denoise(x, t):
+        seen.append(t)
+        return exact(x, t)
+    x = torch.randn(64, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    out = sample(denoise, s, x, sampler, 61)
+    assert torch.isfinite(out).all()
+    assert len(seen) == 61 and min(seen) >= 0
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
