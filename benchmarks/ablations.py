@@ -19,13 +19,12 @@ from pathlib import Path
 
 import torch
 
-from fmnist_ldm.config import autocast, preset, setup_cpu
+from fmnist_ldm.config import CONDITIONINGS, NUM_CLASSES, autocast, preset, setup_cpu
 from fmnist_ldm.data import LatentDataset, load_fashion_mnist, to_model_range
 from fmnist_ldm.diffusion import NoiseSchedule, training_loss
 from fmnist_ldm.metrics import evaluate_samples, load_judge
 from fmnist_ldm.pipeline import DEFAULTS, MODEL_DIR, Pipeline
 from fmnist_ldm.train import encode, train_unet
-from fmnist_ldm.unet import CONDITIONINGS
 from fmnist_ldm.weights import build_unet, load_model, read_weights, save_weights
 
 HERE = Path(__file__).resolve().parent
@@ -41,7 +40,7 @@ def seconds_per_step(cfg, data) -> float:
             t0 = time.perf_counter()
         x0, y = data.batch(idx)
         with autocast(cfg.bf16):
-            loss = training_loss(unet, sched, x0, y, cfg.prediction, cfg.p_uncond, 10)
+            loss = training_loss(unet, sched, x0, y, cfg.prediction, cfg.p_uncond, cfg.num_classes)
         opt.zero_grad(), loss.backward(), opt.step()
     return (time.perf_counter() - t0) / 5
 
@@ -71,10 +70,10 @@ def main():
         data = LatentDataset(mean, std, labels, vae.scale.item()) if cfg.space == "latent" \
             else LatentDataset(x, None, labels, 1.0)
         steps = int(a.minutes * 60 / seconds_per_step(cfg, data))
-        cfg = dataclasses.replace(cfg, unet_steps=steps, warmup_steps=min(cfg.warmup_steps, steps // 10))
+        cfg = dataclasses.replace(cfg, unet_steps=steps, warmup_steps=max(1, min(cfg.warmup_steps, steps // 10)))
         unet, hist = train_unet(cfg, data)
         pipe = Pipeline(unet, cfg, vae if cfg.space == "latent" else None)
-        classes = [c for c in range(10) for _ in range(a.n_per_class)]
+        classes = [c for c in range(NUM_CLASSES) for _ in range(a.n_per_class)]
         for w in (1.0, DEFAULTS["guidance"]):
             t0 = time.perf_counter()
             s = pipe.generate(classes, guidance=w)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+from .config import CLASS_NAMES  # noqa: F401  (defined with the class count; read from here)
+
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fmnist_ldm"
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -12,6 +12,14 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .config import NUM_CLASSES, PREDICTIONS, SCHEDULES, one_of
+
+
+def _check_prediction(prediction: str) -> None:
+    # anything but "eps" used to mean v: a typo trained (and sampled) the wrong target
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be {one_of(PREDICTIONS)}, not {prediction!r}")
+
 
 class NoiseSchedule:
     def __init__(self, kind: str = "cosine", timesteps: int = 1000):
@@ -22,7 +30,7 @@ class NoiseSchedule:
             f = lambda t: math.cos((t / T + 0.008) / 1.008 * math.pi / 2) ** 2
             betas = torch.tensor([min(1 - f(i + 1) / f(i), 0.999) for i in range(T)], dtype=torch.float64)
         else:
-            raise ValueError(f"schedule must be 'linear' or 'cosine', not {kind!r}")
+            raise ValueError(f"schedule must be {one_of(SCHEDULES)}, not {kind!r}")
         self.kind, self.T, self.betas = kind, T, betas
         self.alphas_cumprod = torch.cumprod(1 - betas, 0)           # abar_t, float64
 
@@ -49,6 +57,7 @@ class NoiseSchedule:
 
     def target(self, x0, noise, t, prediction: str):
         """What the network learns: eps, or v = alpha_t eps - sigma_t x0 (Salimans & Ho 2022)."""
+        _check_prediction(prediction)
         if prediction == "eps":
             return noise
         a = self.abar(t, x0)
@@ -56,6 +65,7 @@ class NoiseSchedule:
 
     def split(self, out, x_t, t, prediction: str):
         """Network output -> (x0_hat, eps_hat), inverting the two equations above."""
+        _check_prediction(prediction)
         a = self.abar(t, x_t)
         if prediction == "eps":
             eps = out
@@ -111,7 +121,7 @@ def training_loss(model, schedule: NoiseSchedule, x0, y, prediction: str, p_unco
 
 
 def guided_denoiser(model, schedule, prediction, y, guidance: float = 1.0,
-                    interval: tuple[int, int] | None = None, null_class: int = 10) -> Callable:
+                    interval: tuple[int, int] | None = None, null_class: int = NUM_CLASSES) -> Callable:
     """(x_t, t) -> (x0_hat, eps_hat) with classifier-free guidance (Ho & Salimans 2022):
     out = out_uncond + w * (out_cond - out_uncond). Guidance is linear in the output, so guiding
     eps or v is the same. Outside `interval` (t_lo, t_hi) it is skipped, which saves the second

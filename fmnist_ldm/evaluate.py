@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import NUM_CLASSES
+
 
 def read_samples(path) -> tuple[torch.Tensor, torch.Tensor]:
     """The .npz that `sample` writes: exactly `images` (uint8 N x 28 x 28) and `labels` (int64 N,
@@ -29,8 +31,8 @@ def read_samples(path) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(f"'labels' must be int64 of shape ({len(images)},), not {labels.dtype} {labels.shape}")
     if len(images) < 2:
         raise ValueError("need at least 2 images to compute FID")
-    if labels.min() < 0 or labels.max() > 10:
-        raise ValueError("'labels' must lie in 0-9 (or 10 for unconditional samples)")
+    if labels.min() < 0 or labels.max() > NUM_CLASSES:
+        raise ValueError(f"'labels' must lie in 0-{NUM_CLASSES - 1} (or {NUM_CLASSES} for unconditional samples)")
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 
@@ -42,7 +44,7 @@ def cmd_evaluate(a):
     else:
         from .pipeline import Pipeline
         pipe = Pipeline.from_pretrained(a.model_dir)
-        s = pipe.generate([c for c in range(10) for _ in range(a.n_per_class)], seed=a.seed)
+        s = pipe.generate([c for c in range(NUM_CLASSES) for _ in range(a.n_per_class)], seed=a.seed)
         images, labels = s.images, s.labels
     out = evaluate_samples(images, labels, judge, seed=a.seed)
     print(json.dumps(out))

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import Config, autocast
+from .config import NUM_CLASSES, Config, autocast
 from .data import load_fashion_mnist, to_model_range
 
 JUDGE_FILE = Path(__file__).resolve().parent.parent / "model" / "judge.safetensors"
@@ -30,7 +30,7 @@ class Judge(nn.Module):
         self.body = nn.Sequential(*block(1, 32), *block(32, 32), nn.MaxPool2d(2),
                                   *block(32, 64), *block(64, 64), nn.MaxPool2d(2), nn.Flatten(),
                                   nn.Linear(64 * 7 * 7, 256), nn.BatchNorm1d(256), nn.ReLU())
-        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(256, 10))
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(256, NUM_CLASSES))
 
     def features(self, x):
         """float [N,1,28,28] in [-1,1] -> penultimate features [N,256]."""
@@ -144,7 +144,7 @@ def fid_infinity(ns, fids) -> float:
 def evaluate_samples(images_uint8, labels, judge=None, data_dir=None, seed: int = 0) -> dict:
     """Everything we report about a set of samples, beside the real-data baseline at the same n.
     Samples are compared with n real test images; the baseline compares n real train images
-    with the same test images. Labels of 10 (unconditional) are left out of the accuracy."""
+    with the same test images. Labels of NUM_CLASSES (10, unconditional) are left out of the accuracy."""
     judge = judge or load_judge()
     images_uint8, labels = torch.as_tensor(images_uint8), torch.as_tensor(labels)
     gen = torch.Generator().manual_seed(seed)
@@ -158,7 +158,7 @@ def evaluate_samples(images_uint8, labels, judge=None, data_dir=None, seed: int 
     base = fid_kid(test, real, judge)
     out.update(fid_real_baseline=base["fid"], kid_real_baseline=base["kid"],
                fid_ratio=round(out["fid"] / base["fid"], 3))
-    cond = labels < 10
+    cond = labels < NUM_CLASSES
     if cond.any():
         out.update(class_accuracy(judge, images_uint8[cond], labels[cond]))
     return out

@@ -32,7 +32,7 @@ class Pipeline:
     def __init__(self, unet, cfg, vae=None):
         self.unet, self.cfg, self.vae = unet, cfg, vae
         self.schedule = NoiseSchedule(cfg.schedule, cfg.timesteps)
-        self.shape = (cfg.latent_channels, 7, 7) if cfg.space == "latent" else (1, 28, 28)
+        self.shape = cfg.sample_shape
         # channels_last makes oneDNN's convolutions faster on this size of tensor
         for m in (self.unet, self.vae):
             if m is not None:

@@ -138,7 +138,7 @@ def train_unet(cfg: Config, data: LatentDataset):
 
     def loss(idx, gen):
         x0, y = data.batch(idx, gen)
-        return training_loss(unet, schedule, x0, y, cfg.prediction, cfg.p_uncond, 10, gen,
+        return training_loss(unet, schedule, x0, y, cfg.prediction, cfg.p_uncond, cfg.num_classes, gen,
                              cfg.min_snr_gamma)
     return fit(unet, loss, len(data), cfg.unet_epochs, cfg.batch_size, cfg.lr, cfg,
                Path(cfg.out_dir) / f"unet_{cfg.space}.ckpt", f"UNet ({cfg.space})", cfg.weight_decay,

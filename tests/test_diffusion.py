@@ -56,6 +56,16 @@ def test_forward_process_moments():
         assert abs(xt.var().item() - (1 - a)) < 0.01
 
 
+def test_an_unknown_prediction_is_refused_not_trained_as_v():
+    from fmnist_ldm.diffusion import training_loss
+    s = NoiseSchedule("cosine")
+    x0, t = torch.randn(2, 4, 7, 7), torch.tensor([3, 700])
+    for call in (lambda: s.target(x0, x0, t, "x0"), lambda: s.split(x0, x0, t, "x0"),
+                 lambda: training_loss(lambda x, t, y: x, s, x0, torch.tensor([0, 1]), "x0", 0.0, 10)):
+        with pytest.raises(ValueError, match="prediction must be 'eps' or 'v', not 'x0'"):
+            call()
+
+
 @pytest.mark.parametrize("prediction", ["eps", "v"])
 def test_targets_invert(prediction):
     s = NoiseSchedule("cosine")
