@@ -27,6 +27,19 @@ SCHEDULES = ("linear", "cosine")
 PREDICTIONS = ("eps", "v")
 CONDITIONINGS = ("cross_attention", "time_embedding", "both")
 
+# What each training stage's result depends on: train.py resumes a stage's checkpoint (or loads
+# a finished one) when these agree, and names the ones that differ when they do not. The decoder
+# GAN starts from the trained VAE; the UNet learns the VAE's latents, which the GAN stage never
+# changes (it only retrains the decoder), and in pixel space no VAE at all.
+BOOKKEEPING_FIELDS = ("data_dir", "bf16", "checkpoint_every", "out_dir")   # where and how, not what
+_TRAINING = ("seed", "warmup_steps", "ema_decay")
+VAE_FIELDS = _TRAINING + ("vae_channels", "latent_channels", "vae_kl_weight", "vae_epochs",
+                          "vae_batch_size", "vae_lr")
+DECODER_GAN_FIELDS = VAE_FIELDS + ("vae_gan_epochs", "vae_gan_weight", "vae_gan_lr", "vae_gan_decoder_blocks")
+UNET_FIELDS = _TRAINING + ("space", "unet_channels", "unet_blocks", "unet_attention", "conditioning",
+                           "class_tokens", "p_uncond", "timesteps", "schedule", "prediction",
+                           "min_snr_gamma", "unet_epochs", "unet_steps", "batch_size", "lr", "weight_decay")
+
 
 def one_of(choices) -> str:
     """('a', 'b', 'c') -> "'a', 'b' or 'c'", for error messages."""
@@ -129,6 +142,12 @@ class Config:
         need(isinstance(self.unet_attention, tuple) and len(self.unet_attention) == len(self.unet_channels)
              and all(isinstance(a, bool) for a in self.unet_attention), "unet_attention",
              f"one True/False per unet_channels level ({len(self.unet_channels)})")
+
+    def stage_config(self, stage: str) -> dict:
+        """{field: value} of the fields that stage "vae", "decoder_gan" or "unet" depends on."""
+        names = {"vae": VAE_FIELDS, "decoder_gan": DECODER_GAN_FIELDS,
+                 "unet": UNET_FIELDS + (VAE_FIELDS if self.space == "latent" else ())}[stage]
+        return {k: getattr(self, k) for k in dict.fromkeys(names)}
 
     @property
     def num_classes(self) -> int:

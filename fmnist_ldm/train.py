@@ -36,34 +36,40 @@ def ema_with_warmup(decay: float):
     return update
 
 
+def _tuples(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
 def warmup_cosine(warmup: int, total: int):
     return lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0)))
 
 
 def fit(model, step_loss, n_items: int, epochs: int, batch_size: int, lr: float, cfg: Config,
-        ckpt_path: Path, desc: str, weight_decay: float = 0.0, total_steps: int | None = None):
+        ckpt_path: Path, desc: str, weight_decay: float = 0.0, total_steps: int | None = None,
+        stage: str | None = None):
     """Generic loop. step_loss(indices, generator) -> scalar loss. Returns (ema model, history).
-    Trains `epochs` passes over n_items, or exactly `total_steps` steps when given."""
+    Trains `epochs` passes over n_items, or exactly `total_steps` steps when given. The checkpoint
+    resumes when the fields `stage` depends on (cfg.stage_config; all fields if None) agree."""
     steps_per_epoch = n_items // batch_size
     total = total_steps or epochs * steps_per_epoch
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.warmup_steps, total))
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True)
+    fingerprint = cfg.stage_config(stage) if stage else cfg.to_dict()
     step, history, elapsed = 0, [], 0.0
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        saved = Config.from_dict(ck["config"])
         # compare only the fields the checkpoint knows: fields added to Config since did not exist then
-        changed = [k for k in ck["config"] if getattr(saved, k) != getattr(cfg, k)]
+        changed = [k for k, v in fingerprint.items() if k in ck["config"] and _tuples(ck["config"][k]) != v]
         if changed:
-            raise ValueError(f"{ckpt_path} was written with another config ({', '.join(changed)} "
+            raise ValueError(f"{ckpt_path} was written with another config ({', '.join(sorted(changed))} "
                              "differ); delete it or use another out_dir to start afresh")
         model.load_state_dict(ck["model"]), ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"]), sched.load_state_dict(ck["sched"])
         step, history, elapsed = ck["step"], ck["history"], ck["elapsed"]
     save = lambda: atomic_save({"model": model.state_dict(), "ema": ema.state_dict(),
                                 "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
-                                "history": history, "elapsed": elapsed, "config": cfg.to_dict()}, ckpt_path)
+                                "history": history, "elapsed": elapsed, "config": fingerprint}, ckpt_path)
     model.train()
     bar = tqdm(total=total, initial=step, desc=desc, mininterval=2)
     t0 = time.perf_counter() - elapsed
@@ -91,13 +97,16 @@ def fit(model, step_loss, n_items: int, epochs: int, batch_size: int, lr: float,
 
 def train_vae(cfg: Config, images: torch.Tensor):
     """images: float [N,1,28,28] in [-1,1]. Returns the EMA VAE with its latent scale set, its
-    history, and the posterior (mean, std) of every image (the UNet's training data)."""
+    history (with "encode_seconds"), and the posterior (mean, std) of every image (the UNet's
+    training data)."""
     torch.manual_seed(cfg.seed)
     vae = build_vae(cfg, stage="vae")
     loss = lambda idx, gen: vae.loss(images[idx], cfg.vae_kl_weight, gen)[0]
     vae, hist = fit(vae, loss, len(images), cfg.vae_epochs, cfg.vae_batch_size, cfg.vae_lr, cfg,
-                    Path(cfg.out_dir) / "vae.ckpt", "VAE")
+                    Path(cfg.out_dir) / "vae.ckpt", "VAE", stage="vae")
+    t0 = time.perf_counter()
     mean, std = encode(vae, images, cfg)
+    hist["encode_seconds"] = time.perf_counter() - t0      # this process's, even when the VAE was loaded
     z = mean + std * torch.randn(mean.shape, generator=torch.Generator().manual_seed(cfg.seed))
     vae.scale.fill_(1.0 / z.std().item())    # unit-variance latents for the diffusion model
     return vae, hist, (mean, std)
@@ -115,7 +124,7 @@ def sharpen_decoder(cfg: Config, vae, images: torch.Tensor, mean: torch.Tensor, 
         z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)
         return gan.loss(images[idx], z, cfg.vae_gan_weight)[0]
     ema_gan, hist = fit(gan, loss, len(images), cfg.vae_gan_epochs, cfg.vae_batch_size, cfg.vae_gan_lr,
-                        cfg, Path(cfg.out_dir) / "decoder_gan.ckpt", "decoder (GAN)")
+                        cfg, Path(cfg.out_dir) / "decoder_gan.ckpt", "decoder (GAN)", stage="decoder_gan")
     vae.decoder.load_state_dict(ema_gan.decoder.state_dict())
     return vae.eval(), hist
 
@@ -142,7 +151,7 @@ def train_unet(cfg: Config, data: LatentDataset):
                              cfg.min_snr_gamma)
     return fit(unet, loss, len(data), cfg.unet_epochs, cfg.batch_size, cfg.lr, cfg,
                Path(cfg.out_dir) / f"unet_{cfg.space}.ckpt", f"UNet ({cfg.space})", cfg.weight_decay,
-               cfg.unet_steps)
+               cfg.unet_steps, stage="unet")
 
 
 def train_all(cfg: Config):
@@ -154,10 +163,11 @@ def train_all(cfg: Config):
     x = to_model_range(images)
     timings = {}
     if cfg.space == "latent":
-        t0 = time.perf_counter()
         vae, hist, (mean, std) = train_vae(cfg, x)
+        # hist["seconds"] counts earlier processes' training too: time since start minus it is not
+        # the encoding time (it went negative on resumed runs), so the encoding is timed itself
         timings["vae_seconds"] = hist["seconds"]
-        timings["encode_seconds"] = time.perf_counter() - t0 - hist["seconds"]
+        timings["encode_seconds"] = hist["encode_seconds"]
         gan = {"decoder_gan_seconds": 0, "decoder_gan_loss": []}
         if cfg.vae_gan_epochs:
             vae, gan_hist = sharpen_decoder(cfg, vae, x, mean, std)

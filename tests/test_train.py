@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 import torch
 
 from fmnist_ldm.train import atomic_save, fit
@@ -107,3 +108,116 @@ def test_sharpen_decoder_deepens_the_decoder_and_the_export_reloads(tiny_cfg, tm
     loaded, _ = load_model(tmp_path / "vae.safetensors", "vae")
     with torch.no_grad():
         torch.testing.assert_close(loaded.decode(mean[:2]), vae.decode(mean[:2]))
+
+
+# --- each stage resumes by the fields it depends on, not the whole config ---------------------
+
+def _stage_cfg(tiny_cfg, **kw):
+    import dataclasses
+    return dataclasses.replace(tiny_cfg, vae_epochs=1, vae_gan_epochs=1, unet_epochs=1, vae_batch_size=8,
+                               batch_size=8, warmup_steps=1, checkpoint_every=2, **kw)
+
+
+def _images(n=32):
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def _same_folder(out_dir):
+    """out_dir spelled another way: /a/b/run -> /a/b/../b/run/"""
+    p = Path(out_dir)
+    return str(p.parent / ".." / p.parent.name / p.name) + "/"
+
+
+def _unrelated_changes(cfg, *more):
+    """Bookkeeping fields, spelled and set otherwise, that no stage's result depends on."""
+    return [dict(checkpoint_every=3), dict(out_dir=_same_folder(cfg.out_dir)), dict(data_dir="/elsewhere"),
+            dict(bf16=not cfg.bf16), *more]
+
+
+def test_a_finished_vae_stage_is_loaded_whatever_only_other_stages_change(tiny_cfg, monkeypatch):
+    import dataclasses
+    import pytest
+    from fmnist_ldm.train import train_vae
+    from fmnist_ldm.vae import VAE
+    cfg, images = _stage_cfg(tiny_cfg), _images()
+    _, hist, _ = train_vae(cfg, images)
+    with monkeypatch.context() as m:
+        m.setattr(VAE, "loss", lambda *a, **k: pytest.fail("the finished VAE stage was trained again"))
+        for change in _unrelated_changes(cfg, dict(lr=0.5, unet_channels=(32, 64), prediction="eps"),
+                                         dict(vae_gan_weight=0.9, vae_gan_epochs=0)):
+            _, again, _ = train_vae(dataclasses.replace(cfg, **change), images)
+            assert again["loss"] == hist["loss"], change
+    with pytest.raises(ValueError, match=r"vae\.ckpt was written with another config \(vae_lr differ\)"):
+        train_vae(dataclasses.replace(cfg, vae_lr=0.1, lr=0.5), images)
+
+
+def test_a_finished_decoder_gan_stage_is_loaded_whatever_only_the_unet_changes(tiny_cfg):
+    import dataclasses
+    import pytest
+    from fmnist_ldm.train import sharpen_decoder
+    from fmnist_ldm.weights import build_vae
+    cfg, images = _stage_cfg(tiny_cfg), _images()
+    mean, std = torch.randn(32, 4, 7, 7), torch.rand(32, 4, 7, 7) * 0.1
+    run = lambda c: sharpen_decoder(c, build_vae(c, stage="vae"), images, mean, std)[1]
+    hist = run(cfg)
+    for change in _unrelated_changes(cfg, dict(lr=0.5, unet_channels=(32, 64), schedule="linear")):
+        assert run(dataclasses.replace(cfg, **change))["loss"] == hist["loss"], change
+    with pytest.raises(ValueError, match=r"decoder_gan\.ckpt was written with another config \(vae_gan_weight differ\)"):
+        run(dataclasses.replace(cfg, vae_gan_weight=0.9))
+    with pytest.raises(ValueError, match=r"\(vae_kl_weight differ\)"):      # it starts from the VAE stage
+        run(dataclasses.replace(cfg, vae_kl_weight=0.1))
+
+
+@pytest.mark.parametrize("space", ["latent", "pixel"])
+def test_a_finished_unet_stage_is_loaded_whatever_only_other_stages_change(tiny_cfg, space):
+    import dataclasses
+    from fmnist_ldm.data import LatentDataset
+    from fmnist_ldm.train import train_unet
+    cfg = _stage_cfg(tiny_cfg, space=space)
+    shape = (32, *cfg.sample_shape)
+    data = LatentDataset(torch.randn(shape), torch.rand(shape) * 0.1 if space == "latent" else None,
+                         torch.arange(32) % 10, 1.0)
+    _, hist = train_unet(cfg, data)
+    # the decoder GAN never changes the latents; in pixel space the VAE does not matter at all
+    vae_changes = [dict(vae_gan_weight=0.9, vae_gan_lr=1e-3)] + ([dict(vae_lr=0.1)] if space == "pixel" else [])
+    for change in _unrelated_changes(cfg, *vae_changes):
+        assert train_unet(dataclasses.replace(cfg, **change), data)[1]["loss"] == hist["loss"], change
+    with pytest.raises(ValueError, match=r"\(lr, p_uncond differ\)"):
+        train_unet(dataclasses.replace(cfg, lr=0.5, p_uncond=0.2), data)
+    if space == "latent":
+        with pytest.raises(ValueError, match=r"\(vae_lr differ\)"):         # other latents
+            train_unet(dataclasses.replace(cfg, vae_lr=0.1), data)
+
+
+def test_every_config_field_is_either_bookkeeping_or_some_stage_s(tiny_cfg):
+    """A field added to Config must be sorted into a stage (or bookkeeping), or resuming ignores it."""
+    import dataclasses
+    from fmnist_ldm.config import BOOKKEEPING_FIELDS, Config
+    fields = {f.name for f in dataclasses.fields(Config)}
+    used = set(BOOKKEEPING_FIELDS)
+    for stage in ("vae", "decoder_gan", "unet"):
+        used |= set(tiny_cfg.stage_config(stage))
+        assert not set(tiny_cfg.stage_config(stage)) & set(BOOKKEEPING_FIELDS)
+    assert used == fields
+    assert "vae_lr" not in dataclasses.replace(tiny_cfg, space="pixel").stage_config("unet")
+
+
+def test_encoding_time_is_timed_not_inferred_on_a_resumed_run(tiny_cfg, monkeypatch):
+    """encode_seconds was 'time since start - hist[seconds]', and hist[seconds] counts the earlier
+    processes' training time too: a resumed run wrote a negative time (-14.75 s) into the weights."""
+    import dataclasses
+    import fmnist_ldm.train
+    from fmnist_ldm.train import atomic_save, train_all
+    from fmnist_ldm.weights import read_weights
+    images = (torch.rand(32, 28, 28, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    monkeypatch.setattr(fmnist_ldm.train, "load_fashion_mnist", lambda split, root=None: (images, torch.arange(32) % 10))
+    cfg = dataclasses.replace(_stage_cfg(tiny_cfg), vae_gan_epochs=0)
+    train_all(cfg)
+    ckpt = Path(cfg.out_dir) / "vae.ckpt"
+    ck = torch.load(ckpt, weights_only=True)
+    ck["elapsed"] = 1000.0                       # the VAE took 1000 s in an earlier process
+    atomic_save(ck, ckpt)
+    timings = train_all(cfg)
+    meta = read_weights(Path(cfg.out_dir) / "unet.safetensors", "unet")[2]
+    assert timings["vae_seconds"] == meta["vae_seconds"] == 1000.0
+    assert 0 <= timings["encode_seconds"] == meta["encode_seconds"] < 60
