@@ -17,32 +17,24 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
-from fmnist_ldm.config import CONDITIONINGS, NUM_CLASSES, autocast, preset, setup_cpu
+from fmnist_ldm.config import CONDITIONINGS, NUM_CLASSES, setup_cpu
 from fmnist_ldm.data import LatentDataset, load_fashion_mnist, to_model_range
-from fmnist_ldm.diffusion import NoiseSchedule, training_loss
 from fmnist_ldm.metrics import evaluate_samples, load_judge
 from fmnist_ldm.pipeline import DEFAULTS, MODEL_DIR, Pipeline
-from fmnist_ldm.train import encode, train_unet
+from fmnist_ldm.train import encode, fit, train_unet, unet_loss
 from fmnist_ldm.weights import build_unet, load_model, read_weights, save_weights
 
 HERE = Path(__file__).resolve().parent
 
 
-def seconds_per_step(cfg, data) -> float:
-    """Time a few optimiser steps of this config, to give every variant the same minutes."""
-    unet, sched = build_unet(cfg), NoiseSchedule(cfg.schedule, cfg.timesteps)
-    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr)
-    idx = torch.arange(cfg.batch_size)
-    for i in range(8):
-        if i == 3:
-            t0 = time.perf_counter()
-        x0, y = data.batch(idx)
-        with autocast(cfg.bf16):
-            loss = training_loss(unet, sched, x0, y, cfg.prediction, cfg.p_uncond, cfg.num_classes)
-        opt.zero_grad(), loss.backward(), opt.step()
-    return (time.perf_counter() - t0) / 5
+def seconds_per_step(cfg, data, steps: int = 8, warm: int = 3) -> float:
+    """Time optimiser steps of this config in the training loop itself (EMA and all, no
+    checkpoints), to give every variant the same minutes; the first `warm` steps are not counted."""
+    unet, ends = build_unet(cfg), []
+    fit(unet, unet_loss(cfg, unet, data), len(data), cfg.batch_size, cfg.lr, steps=steps, seed=cfg.seed,
+        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps, ema_decay=cfg.ema_decay,
+        bf16=cfg.bf16, desc="timing", after_step=lambda step, loss: ends.append(time.perf_counter()))
+    return (ends[-1] - ends[warm - 1]) / (steps - warm)
 
 
 def variants(what: str, base):

@@ -1,7 +1,8 @@
-"""Training loops: AdamW, EMA weights (torch.optim.swa_utils), bf16 autocast, tqdm, and atomic
-checkpoints holding model, optimiser, EMA, step, loss history and config, so that a run
-stopped at any moment resumes exactly where it stopped (data order and noise are functions of
-(seed, step), not of how often the process was restarted)."""
+"""One training loop (`fit`) and the pipeline's stages on it: AdamW, EMA weights
+(torch.optim.swa_utils), bf16 autocast, tqdm, and atomic checkpoints holding model, optimiser,
+EMA, step, loss history and the stage's config, so that a run stopped at any moment resumes
+exactly where it stopped (data order and noise are functions of (seed, step), not of how often
+the process was restarted). The judge (metrics.train_judge) and the ablations' timer use it too."""
 from __future__ import annotations
 
 import math
@@ -29,10 +30,14 @@ def atomic_save(obj, path: Path) -> None:
 
 def ema_with_warmup(decay: float):
     """EMA update avg <- d avg + (1 - d) p, with d = min(decay, (1 + n) / (10 + n)) so that short
-    runs are not dominated by the random initial weights (the warm-up diffusers uses)."""
+    runs are not dominated by the random initial weights (the warm-up diffusers uses). Integer
+    buffers (BatchNorm's num_batches_tracked) are counters, not weights: they are copied."""
     def update(avg_params, params, n):
+        if not avg_params[0].is_floating_point():     # AveragedModel groups tensors by dtype
+            torch._foreach_copy_(avg_params, params)
+            return
         d = min(decay, (1 + int(n)) / (10 + int(n)))
-        torch._foreach_lerp_(avg_params, params, 1 - d)
+        torch._foreach_lerp_(avg_params, params, 1 - d)   # avg + (1 - d)(p - avg) = d avg + (1 - d) p
     return update
 
 
@@ -41,58 +46,101 @@ def _tuples(v):
 
 
 def warmup_cosine(warmup: int, total: int):
+    """Learning-rate factor at step s: linear warm-up over `warmup` steps (0 or 1: none), then
+    cosine decay to 0 at step `total` (Loshchilov & Hutter 2017)."""
+    warmup, total = max(warmup, 1), max(total, 1)
     return lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0)))
 
 
-def fit(model, step_loss, n_items: int, epochs: int, batch_size: int, lr: float, cfg: Config,
-        ckpt_path: Path, desc: str, weight_decay: float = 0.0, total_steps: int | None = None,
-        stage: str | None = None):
-    """Generic loop. step_loss(indices, generator) -> scalar loss. Returns (ema model, history).
-    Trains `epochs` passes over n_items, or exactly `total_steps` steps when given. The checkpoint
-    resumes when the fields `stage` depends on (cfg.stage_config; all fields if None) agree."""
+def fit(model, step_loss, n_items: int, batch_size: int, lr: float, *, epochs: int | None = None,
+        steps: int | None = None, seed: int = 0, weight_decay: float = 0.0, warmup_steps: int = 1,
+        lr_schedule=None, ema_decay: float | None = None, bf16: bool = True,
+        ckpt_path: Path | None = None, fingerprint: dict | None = None, checkpoint_every: int = 500,
+        desc: str = "train", after_step=None):
+    """The one training loop: the VAE, decoder GAN and UNet stages, the judge, the ablations' timer.
+
+    step_loss(indices, generator) -> scalar loss of one batch of `batch_size` of the n_items
+    examples. Epoch e visits them in the order randperm(seed, e), and step s's noise comes from a
+    generator seeded by (seed, s), so a resumed run repeats an unbroken one exactly.
+    Trains `epochs` passes over the data, or exactly `steps` steps when given.
+    AdamW (weight_decay 0 is Adam); lr_schedule(optimizer, total_steps) -> an LR scheduler stepped
+    after every step, by default linear warm-up over warmup_steps, then cosine decay.
+    ema_decay: also keep an EMA of the weights and float buffers (ema_with_warmup) and return it;
+    None returns the trained model itself.
+    ckpt_path: atomic checkpoints every checkpoint_every steps and at the end, holding `fingerprint`
+    (what the result depends on, e.g. Config.stage_config): a checkpoint is resumed when the
+    fingerprint fields it knows agree, and refused, naming them, when they do not.
+    after_step(step, loss): called after every optimiser step (the ablations time steps with it).
+    Returns (model or EMA model, in eval mode, {"loss": per-step losses, "seconds": training time,
+    earlier processes' included})."""
+    if batch_size > n_items:
+        raise ValueError(f"batch_size ({batch_size}) must be at most the number of items to train on ({n_items})")
     steps_per_epoch = n_items // batch_size
-    total = total_steps or epochs * steps_per_epoch
+    total = steps if steps is not None else (epochs or 0) * steps_per_epoch
+    if total < 1:
+        raise ValueError(f"fit needs epochs >= 1 or steps >= 1, not epochs={epochs}, steps={steps}")
+    fingerprint = fingerprint or {}
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.warmup_steps, total))
-    ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True)
-    fingerprint = cfg.stage_config(stage) if stage else cfg.to_dict()
+    sched = (lr_schedule(opt, total) if lr_schedule else
+             torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(warmup_steps, total)))
+    ema = None if ema_decay is None else \
+        AveragedModel(model, multi_avg_fn=ema_with_warmup(ema_decay), use_buffers=True)
+    states = {"model": model, "opt": opt, "sched": sched, **({"ema": ema} if ema else {})}
     step, history, elapsed = 0, [], 0.0
-    if ckpt_path.exists():
+    if ckpt_path is not None and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         # compare only the fields the checkpoint knows: fields added to Config since did not exist then
         changed = [k for k, v in fingerprint.items() if k in ck["config"] and _tuples(ck["config"][k]) != v]
         if changed:
             raise ValueError(f"{ckpt_path} was written with another config ({', '.join(sorted(changed))} "
                              "differ); delete it or use another out_dir to start afresh")
-        model.load_state_dict(ck["model"]), ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"]), sched.load_state_dict(ck["sched"])
+        for name, obj in states.items():
+            obj.load_state_dict(ck[name])
         step, history, elapsed = ck["step"], ck["history"], ck["elapsed"]
-    save = lambda: atomic_save({"model": model.state_dict(), "ema": ema.state_dict(),
-                                "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
-                                "history": history, "elapsed": elapsed, "config": fingerprint}, ckpt_path)
+
+    def save():
+        atomic_save({**{name: obj.state_dict() for name, obj in states.items()}, "step": step,
+                     "history": history, "elapsed": elapsed, "config": fingerprint}, ckpt_path)
     model.train()
     bar = tqdm(total=total, initial=step, desc=desc, mininterval=2)
     t0 = time.perf_counter() - elapsed
     while step < total:
         epoch, i = divmod(step, steps_per_epoch)
-        order = torch.randperm(n_items, generator=torch.Generator().manual_seed(cfg.seed * 10_007 + epoch))
+        order = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 10_007 + epoch))
         idx = order[i * batch_size:(i + 1) * batch_size]
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        with autocast(cfg.bf16):
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        # the one place where the forward pass runs under autocast and the weights are updated
+        with autocast(bf16):
             loss = step_loss(idx, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step(), sched.step(), ema.update_parameters(model)
+        opt.step()
+        sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
         step += 1
         history.append(loss.item())
         bar.update(1)
         if step % 50 == 0:
             bar.set_postfix(loss=f"{sum(history[-50:]) / 50:.4f}")
         elapsed = time.perf_counter() - t0
-        if step % cfg.checkpoint_every == 0 or step == total:
+        if after_step is not None:
+            after_step(step, history[-1])
+        if ckpt_path is not None and (step % checkpoint_every == 0 or step == total):
             save()
     bar.close()
-    return ema.module.eval(), {"loss": history, "seconds": elapsed}
+    return (model if ema is None else ema.module).eval(), {"loss": history, "seconds": elapsed}
+
+
+def fit_stage(cfg: Config, stage: str, model, step_loss, n_items: int, batch_size: int, lr: float,
+              ckpt_name: str, desc: str, epochs: int | None = None, steps: int | None = None,
+              weight_decay: float = 0.0):
+    """fit() with a pipeline stage's settings from cfg: its seed, warm-up, EMA, bf16, and a
+    checkpoint in cfg.out_dir fingerprinted by the fields the stage depends on."""
+    return fit(model, step_loss, n_items, batch_size, lr, epochs=epochs, steps=steps, seed=cfg.seed,
+               weight_decay=weight_decay, warmup_steps=cfg.warmup_steps, ema_decay=cfg.ema_decay,
+               bf16=cfg.bf16, ckpt_path=Path(cfg.out_dir) / ckpt_name,
+               fingerprint=cfg.stage_config(stage), checkpoint_every=cfg.checkpoint_every, desc=desc)
 
 
 def train_vae(cfg: Config, images: torch.Tensor):
@@ -102,8 +150,8 @@ def train_vae(cfg: Config, images: torch.Tensor):
     torch.manual_seed(cfg.seed)
     vae = build_vae(cfg, stage="vae")
     loss = lambda idx, gen: vae.loss(images[idx], cfg.vae_kl_weight, gen)[0]
-    vae, hist = fit(vae, loss, len(images), cfg.vae_epochs, cfg.vae_batch_size, cfg.vae_lr, cfg,
-                    Path(cfg.out_dir) / "vae.ckpt", "VAE", stage="vae")
+    vae, hist = fit_stage(cfg, "vae", vae, loss, len(images), cfg.vae_batch_size, cfg.vae_lr,
+                          "vae.ckpt", "VAE", epochs=cfg.vae_epochs)
     t0 = time.perf_counter()
     mean, std = encode(vae, images, cfg)
     hist["encode_seconds"] = time.perf_counter() - t0      # this process's, even when the VAE was loaded
@@ -123,8 +171,8 @@ def sharpen_decoder(cfg: Config, vae, images: torch.Tensor, mean: torch.Tensor, 
     def loss(idx, gen):
         z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)
         return gan.loss(images[idx], z, cfg.vae_gan_weight)[0]
-    ema_gan, hist = fit(gan, loss, len(images), cfg.vae_gan_epochs, cfg.vae_batch_size, cfg.vae_gan_lr,
-                        cfg, Path(cfg.out_dir) / "decoder_gan.ckpt", "decoder (GAN)", stage="decoder_gan")
+    ema_gan, hist = fit_stage(cfg, "decoder_gan", gan, loss, len(images), cfg.vae_batch_size, cfg.vae_gan_lr,
+                              "decoder_gan.ckpt", "decoder (GAN)", epochs=cfg.vae_gan_epochs)
     vae.decoder.load_state_dict(ema_gan.decoder.state_dict())
     return vae.eval(), hist
 
@@ -140,18 +188,24 @@ def encode(vae, images: torch.Tensor, cfg: Config, batch: int = 1000):
     return torch.cat(means), torch.cat(stds)
 
 
-def train_unet(cfg: Config, data: LatentDataset):
-    torch.manual_seed(cfg.seed + 1)
-    unet = build_unet(cfg)
+def unet_loss(cfg: Config, unet, data: LatentDataset):
+    """step_loss(indices, generator) of the UNet stage: the diffusion loss of one batch."""
     schedule = NoiseSchedule(cfg.schedule, cfg.timesteps)
 
     def loss(idx, gen):
         x0, y = data.batch(idx, gen)
         return training_loss(unet, schedule, x0, y, cfg.prediction, cfg.p_uncond, cfg.num_classes, gen,
                              cfg.min_snr_gamma)
-    return fit(unet, loss, len(data), cfg.unet_epochs, cfg.batch_size, cfg.lr, cfg,
-               Path(cfg.out_dir) / f"unet_{cfg.space}.ckpt", f"UNet ({cfg.space})", cfg.weight_decay,
-               cfg.unet_steps, stage="unet")
+    return loss
+
+
+def train_unet(cfg: Config, data: LatentDataset):
+    """The EMA UNet trained on `data` for cfg.unet_epochs (or exactly cfg.unet_steps), and history."""
+    torch.manual_seed(cfg.seed + 1)
+    unet = build_unet(cfg)
+    return fit_stage(cfg, "unet", unet, unet_loss(cfg, unet, data), len(data), cfg.batch_size, cfg.lr,
+                     f"unet_{cfg.space}.ckpt", f"UNet ({cfg.space})", epochs=cfg.unet_epochs,
+                     steps=cfg.unet_steps, weight_decay=cfg.weight_decay)
 
 
 def train_all(cfg: Config):

@@ -1,3 +1,4 @@
+import math
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,9 @@ def _run(cfg, ckpt, epochs, stop_after=None):
         if stop_after is not None and calls["n"] > stop_after:
             raise KeyboardInterrupt          # the process dies mid-run
         return (model(data[idx]) - data[idx].sum(1, keepdim=True) + torch.randn(len(idx), 1, generator=gen)).pow(2).mean()
-    return fit(model, loss, 64, epochs, 8, 1e-2, cfg, ckpt, "test")
+    return fit(model, loss, 64, 8, 1e-2, epochs=epochs, seed=cfg.seed, warmup_steps=cfg.warmup_steps,
+               ema_decay=cfg.ema_decay, bf16=cfg.bf16, ckpt_path=ckpt, fingerprint=cfg.to_dict(),
+               checkpoint_every=cfg.checkpoint_every, desc="test")
 
 
 def test_resume_continues_exactly(tiny_cfg, tmp_path):
@@ -221,3 +224,74 @@ def test_encoding_time_is_timed_not_inferred_on_a_resumed_run(tiny_cfg, monkeypa
     meta = read_weights(Path(cfg.out_dir) / "unet.safetensors", "unet")[2]
     assert timings["vae_seconds"] == meta["vae_seconds"] == 1000.0
     assert 0 <= timings["encode_seconds"] == meta["encode_seconds"] < 60
+
+
+# --- fit is the one generic loop ---------------------------------------------------------------
+
+def test_fit_averages_a_model_with_integer_buffers():
+    """BatchNorm counts batches in an int64 buffer: AveragedModel(use_buffers=True) hands it to the
+    EMA update with the float weights' dtype group, and lerp on integers used to raise."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 1))
+    data = torch.randn(64, 4)
+    ema, hist = fit(model, lambda idx, gen: model(data[idx]).square().mean(), 64, 8, 1e-2, epochs=1,
+                    ema_decay=0.9)
+    assert len(hist["loss"]) == 8
+    assert ema[1].num_batches_tracked.item() == model[1].num_batches_tracked.item() == 8
+    assert not torch.equal(ema[1].running_mean, model[1].running_mean)     # float buffers: averaged
+
+
+def test_warmup_cosine_with_no_warmup_and_with_some():
+    from fmnist_ldm.train import warmup_cosine
+    assert warmup_cosine(0, 10)(0) == warmup_cosine(1, 10)(0) == 1.0      # 0 used to divide by zero
+    f = warmup_cosine(4, 10)
+    assert [round(f(s), 6) for s in (0, 1, 3)] == [0.25, round(0.5 * 0.5 * (1 + math.cos(math.pi / 10)), 6),
+                                                    round(0.5 * (1 + math.cos(math.pi * 3 / 10)), 6)]
+    assert f(10) == 0.0
+
+
+def test_fit_refuses_impossible_runs_in_one_line():
+    model = torch.nn.Linear(4, 1)
+    loss = lambda idx, gen: model(torch.randn(len(idx), 4)).mean()
+    with pytest.raises(ValueError, match=r"batch_size \(128\) must be at most the number of items to train on \(64\)"):
+        fit(model, loss, 64, 128, 1e-3, epochs=1)
+    with pytest.raises(ValueError, match="fit needs epochs >= 1 or steps >= 1"):
+        fit(model, loss, 64, 8, 1e-3)
+
+
+def test_fit_takes_another_schedule_and_no_ema():
+    """What the judge needs: its own LR schedule (one-cycle), no EMA, no checkpoint; and what the
+    ablations' timer needs: a call after every step."""
+    torch.manual_seed(0)
+    model, data = torch.nn.Linear(4, 1), torch.randn(64, 4)
+    made, seen = [], []
+
+    def one_cycle(opt, total):
+        made.append(torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=total))
+        return made[-1]
+    out, hist = fit(model, lambda idx, gen: model(data[idx]).square().mean(), 64, 8, 1e-3, steps=5,
+                    lr_schedule=one_cycle, after_step=lambda step, loss: seen.append((step, loss)))
+    assert out is model and not model.training
+    assert made[0].last_epoch == 5 and made[0].total_steps == 5
+    assert seen == list(enumerate(hist["loss"], 1)) and len(seen) == 5
+
+
+def test_train_judge_on_a_tiny_set(monkeypatch):
+    """The judge trains through fit (Adam, one-cycle LR, shifts); here on 200 synthetic images
+    whose class is where a bright square sits, so that a few steps learn something."""
+    from fmnist_ldm import metrics
+    g = torch.Generator().manual_seed(0)
+
+    def tiny(split, root=None):
+        n = 200 if split == "train" else 100
+        labels = torch.arange(n) % 10
+        images = (torch.rand(n, 28, 28, generator=g) * 40).to(torch.uint8)
+        for i, c in enumerate(labels.tolist()):
+            r, col = 3 + 8 * (c // 4), 3 + 6 * (c % 4)
+            images[i, r:r + 6, col:col + 5] = 255
+        return images, labels
+    monkeypatch.setattr(metrics, "load_fashion_mnist", tiny)
+    judge, acc = metrics.train_judge(epochs=3, seed=0, batch_size=20)
+    assert isinstance(judge, metrics.Judge) and not judge.training
+    assert 0.5 < acc <= 1.0
+
