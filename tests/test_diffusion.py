@@ -37,13 +37,32 @@ def test_schedule_identities(kind):
     s = NoiseSchedule(kind)
     abar = s.alphas_cumprod
     assert torch.all(abar[1:] < abar[:-1]) and 0.99 < abar[0] < 1 and abar[-1] < 1e-3
-    torch.testing.assert_close(abar, torch.cumprod(1 - s.betas, 0))
     snr = s.snr()
     assert torch.all(snr[1:] < snr[:-1])
-    if kind == "cosine":  # abar_t = f(t)/f(0), f(t) = cos^2(((t+1)/T + s)/(1 + s) pi/2), until beta hits 0.999
-        f = lambda t: math.cos(((t + 1) / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2
-        f0 = math.cos(0.008 / 1.008 * math.pi / 2) ** 2
-        assert abs(abar[500].item() - f(500) / f0) < 1e-9
+
+
+def test_cosine_abar_is_the_closed_form():
+    """Nichol & Dhariwal eq. 17, written out here and not through the schedule's betas:
+    abar_t = f(t + 1) / f(0), f(u) = cos^2((u / T + s) / (1 + s) pi / 2), s = 0.008, t = 0..T-1.
+    Clipping beta at 0.999 changes only the last step (f(T) is ~0): abar_{T-1} = 0.001 abar_{T-2}."""
+    T = 1000
+    f = lambda u: math.cos((u / T + 0.008) / 1.008 * math.pi / 2) ** 2
+    assert [t for t in range(T) if 1 - f(t + 1) / f(t) > 0.999] == [T - 1]
+    expected = [f(t + 1) / f(0) for t in range(T - 1)]
+    expected.append(expected[-1] * (1 - 0.999))
+    torch.testing.assert_close(NoiseSchedule("cosine", T).alphas_cumprod,
+                               torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0)
+
+
+def test_linear_abar_is_the_product_of_the_written_out_betas():
+    """Ho et al.: beta_t from 1e-4 to 0.02 in T equal steps; abar_t = prod_{i<=t} (1 - beta_i), here
+    summed in log space from betas written out by hand, and abar_{T-1} = 4.04e-5 as in DDPM."""
+    T = 1000
+    betas = [1e-4 + (0.02 - 1e-4) * i / (T - 1) for i in range(T)]
+    expected = [math.exp(math.fsum(math.log1p(-b) for b in betas[:t + 1])) for t in range(T)]
+    abar = NoiseSchedule("linear", T).alphas_cumprod
+    torch.testing.assert_close(abar, torch.tensor(expected, dtype=torch.float64), rtol=1e-10, atol=0)
+    assert abs(abar[-1].item() - 4.0358e-5) < 1e-8
 
 
 def test_forward_process_moments():

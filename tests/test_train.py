@@ -295,3 +295,39 @@ def test_train_judge_on_a_tiny_set(monkeypatch):
     assert isinstance(judge, metrics.Judge) and not judge.training
     assert 0.5 < acc <= 1.0
 
+
+# --- the EMA averages, the right way round -----------------------------------------------------
+
+def test_ema_update_keeps_d_of_the_average_and_gives_1_minus_d_to_the_new_weights():
+    from fmnist_ldm.train import ema_with_warmup
+    avg, new = [torch.zeros(3)], [torch.ones(3)]
+    ema_with_warmup(0.999)(avg, new, torch.tensor(1))        # warm-up: d = (1 + 1) / (10 + 1)
+    torch.testing.assert_close(avg[0], torch.full((3,), 9 / 11))
+    avg = [torch.zeros(3)]
+    ema_with_warmup(0.999)(avg, new, torch.tensor(10_000))    # d = min(0.999, 10001/10010) = 0.999
+    torch.testing.assert_close(avg[0], torch.full((3,), 0.001))
+
+
+def test_fit_returns_the_hand_computed_ema_which_is_diffusers_ema():
+    """After step k the weights are p_k; the EMA starts as p_1 and then is
+    e_k = d_k e_{k-1} + (1 - d_k) p_k with d_k = min(decay, k / (k + 9)), the warm-up of diffusers'
+    EMAModel (decay (1 + s) / (10 + s) at its s = k - 1), which must agree."""
+    from diffusers.training_utils import EMAModel
+    torch.manual_seed(0)
+    model, data, decay = torch.nn.Linear(4, 2), torch.randn(64, 4), 0.5
+    initial = [p.detach().clone() for p in model.parameters()]
+    snapshots = []
+    ema, _ = fit(model, lambda idx, gen: (model(data[idx]) - 1).square().mean(), 64, 8, 0.05, steps=16,
+                 ema_decay=decay, after_step=lambda step, loss: snapshots.append(
+                     [p.detach().clone() for p in model.parameters()]))
+    expected = [p.clone() for p in snapshots[0]]
+    for k, params in enumerate(snapshots[1:], start=2):
+        d = min(decay, k / (k + 9))
+        expected = [d * e + (1 - d) * p for e, p in zip(expected, params)]
+    reference = EMAModel([torch.nn.Parameter(p) for p in initial], decay=decay, foreach=False)
+    for params in snapshots:
+        reference.step([torch.nn.Parameter(p) for p in params])
+    for got, want, ref in zip(ema.parameters(), expected, reference.shadow_params):
+        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(got, ref)
+    assert not torch.allclose(expected[0], snapshots[-1][0], atol=1e-3)   # an average, not the last weights
