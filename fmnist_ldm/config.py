@@ -136,7 +136,7 @@ class Config:
         # them into 4 attention heads. Multiples of 8 are the widths for which all of that divides.
         widths = lambda t: isinstance(t, tuple) and all(_whole(c) and c >= 8 and c % 8 == 0 for c in t)
         need(widths(self.vae_channels) and 1 <= len(self.vae_channels) <= 3, "vae_channels",
-             "1 to 3 widths (28 = 7 * 2^2 halves at most twice), each a multiple of 8")
+             "1 to 3 widths (28 halves evenly twice: 28, 14, 7), each a multiple of 8")
         need(widths(self.unet_channels) and len(self.unet_channels) >= 1, "unet_channels",
              "at least one width, each a multiple of 8")
         need(isinstance(self.unet_attention, tuple) and len(self.unet_attention) == len(self.unet_channels)
