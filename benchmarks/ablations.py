@@ -19,32 +19,25 @@ from pathlib import Path
 
 import torch
 
-from fmnist_ldm.config import preset, setup_cpu
-from fmnist_ldm.device import autocast
+from fmnist_ldm.config import CONDITIONINGS, NUM_CLASSES, setup_cpu
+from fmnist_ldm.device import get_device, machine
 from fmnist_ldm.data import LatentDataset, load_fashion_mnist, to_model_range
-from fmnist_ldm.diffusion import NoiseSchedule, training_loss
 from fmnist_ldm.metrics import evaluate_samples, load_judge
 from fmnist_ldm.pipeline import DEFAULTS, MODEL_DIR, Pipeline
-from fmnist_ldm.train import encode, train_unet
-from fmnist_ldm.unet import CONDITIONINGS
+from fmnist_ldm.train import encode, fit, train_unet, unet_loss
 from fmnist_ldm.weights import build_unet, load_model, read_weights, save_weights
 
 HERE = Path(__file__).resolve().parent
 
 
-def seconds_per_step(cfg, data) -> float:
-    """Time a few optimiser steps of this config, to give every variant the same minutes."""
-    unet, sched = build_unet(cfg), NoiseSchedule(cfg.schedule, cfg.timesteps)
-    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr)
-    idx = torch.arange(cfg.batch_size)
-    for i in range(8):
-        if i == 3:
-            t0 = time.perf_counter()
-        x0, y = data.batch(idx)
-        with autocast(torch.device("cpu"), cfg.bf16):
-            loss = training_loss(unet, sched, x0, y, cfg.prediction, cfg.p_uncond, 10)
-        opt.zero_grad(), loss.backward(), opt.step()
-    return (time.perf_counter() - t0) / 5
+def seconds_per_step(cfg, data, steps: int = 8, warm: int = 3) -> float:
+    """Time optimiser steps of this config in the training loop itself (EMA and all, no
+    checkpoints), to give every variant the same minutes; the first `warm` steps are not counted."""
+    unet, ends, data = build_unet(cfg), [], data.to(get_device())
+    fit(unet, unet_loss(cfg, unet, data), len(data), cfg.batch_size, cfg.lr, steps=steps, seed=cfg.seed,
+        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps, ema_decay=cfg.ema_decay,
+        bf16=cfg.bf16, desc="timing", after_step=lambda step, loss: ends.append(time.perf_counter()))
+    return (ends[-1] - ends[warm - 1]) / (steps - warm)
 
 
 def variants(what: str, base):
@@ -72,10 +65,10 @@ def main():
         data = LatentDataset(mean, std, labels, vae.scale.item()) if cfg.space == "latent" \
             else LatentDataset(x, None, labels, 1.0)
         steps = int(a.minutes * 60 / seconds_per_step(cfg, data))
-        cfg = dataclasses.replace(cfg, unet_steps=steps, warmup_steps=min(cfg.warmup_steps, steps // 10))
+        cfg = dataclasses.replace(cfg, unet_steps=steps, warmup_steps=max(1, min(cfg.warmup_steps, steps // 10)))
         unet, hist = train_unet(cfg, data)
         pipe = Pipeline(unet, cfg, vae if cfg.space == "latent" else None)
-        classes = [c for c in range(10) for _ in range(a.n_per_class)]
+        classes = [c for c in range(NUM_CLASSES) for _ in range(a.n_per_class)]
         for w in (1.0, DEFAULTS["guidance"]):
             t0 = time.perf_counter()
             s = pipe.generate(classes, guidance=w)
@@ -86,7 +79,7 @@ def main():
                          "guidance": w, "images_per_s": round(ips), **r})
             print(json.dumps(rows[-1]), flush=True)
     vae_minutes = read_weights(MODEL_DIR / "vae.safetensors", "vae")[2]["seconds"] / 60
-    lines = [f"Measured {datetime.date.today()} with `python benchmarks/ablations.py {a.what} --minutes {a.minutes}` "
+    lines = [f"Measured {datetime.date.today()} on {machine(get_device())} with `python benchmarks/ablations.py {a.what} --minutes {a.minutes}` "
              f"({DEFAULTS['sampler']}, {DEFAULTS['steps']} steps; the shipped VAE took {vae_minutes:.1f} min once).", "",
              "| variant | params (M) | train steps | train min | guidance | FID / real-vs-real | accuracy | images/s |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]

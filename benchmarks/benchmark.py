@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from fmnist_ldm.config import setup_cpu
+from fmnist_ldm.config import NUM_CLASSES, setup_cpu
 from fmnist_ldm.device import ENV_VAR, cpu_name, describe, fast_cpu_bf16, get_device, machine
 from fmnist_ldm.metrics import evaluate_samples, load_judge
 from fmnist_ldm.pipeline import DEFAULTS, MODEL_DIR, Pipeline
@@ -43,7 +43,7 @@ def machine_line(info: dict | None = None) -> str:
     return (info or machine_info())["machine"]
 
 
-def run(pipe, judge, n_per_class, sampler, steps, guidance, interval, classes=range(10), seed=0):
+def run(pipe, judge, n_per_class, sampler, steps, guidance, interval, classes=range(NUM_CLASSES), seed=0):
     labels = [c for c in classes for _ in range(n_per_class)]
     warm = labels[:20] if sampler == "ddpm" else labels[:500]     # DDPM always runs 1000 steps
     pipe.generate(warm, sampler, min(steps, 20), guidance, interval, seed=seed + 1)  # warm up
@@ -108,7 +108,8 @@ def cmd_table(a):
             r = run(pipe, judge, n, sampler, steps, w, DEFAULTS["guidance_interval"])
             rows.append({"sampler": sampler, "steps": steps, "guidance": w, **r})
             print(json.dumps(rows[-1]), flush=True)
-    unc = run(pipe, judge, a.n_per_class * 10, DEFAULTS["sampler"], DEFAULTS["steps"], 1.0, None, classes=[10])
+    unc = run(pipe, judge, a.n_per_class * NUM_CLASSES, DEFAULTS["sampler"], DEFAULTS["steps"], 1.0, None,
+              classes=[NUM_CLASSES])
     rows.append({"sampler": DEFAULTS["sampler"] + " (unconditional)", "steps": DEFAULTS["steps"], "guidance": 1.0, **unc})
     print(json.dumps(rows[-1]), flush=True)
     write_table(rows, a)
@@ -147,7 +148,7 @@ def cmd_n_sweep(a):
     g = torch.Generator().manual_seed(0)
     test, train = load_fashion_mnist("test")[0], load_fashion_mnist("train")[0]
     test, train = test[torch.randperm(len(test), generator=g)], train[torch.randperm(len(train), generator=g)[:n_max]]
-    s = pipe.generate([c for c in range(10) for _ in range(n_max // 10)], seed=0)
+    s = pipe.generate([c for c in range(NUM_CLASSES) for _ in range(n_max // NUM_CLASSES)], seed=0)
     sets = {"samples (defaults)": s.images[torch.randperm(n_max, generator=g)],
             "VAE reconstructions": pipe.reconstruct(train),
             "real train (baseline)": train}

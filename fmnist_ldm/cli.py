@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import preset, setup_cpu
+from .config import NUM_CLASSES, preset, setup_cpu
 from .data import CLASS_NAMES, DataNotFoundError, parse_class
 from .device import get_device
 from .pipeline import DEFAULTS, MODEL_DIR
@@ -55,8 +55,8 @@ def cmd_sample(a):
     out = Path(a.out)
     _check_writable(out, (".png", ".npz"))
     try:
-        classes = list(range(10)) if a.cls == "all" else \
-            [10] if a.cls in ("none", "uncond", "unconditional") else [parse_class(a.cls)]
+        classes = list(range(NUM_CLASSES)) if a.cls == "all" else \
+            [NUM_CLASSES] if a.cls in ("none", "uncond", "unconditional") else [parse_class(a.cls)]
     except ValueError as e:
         raise UsageError(str(e)) from None
     from .pipeline import Pipeline
@@ -74,7 +74,7 @@ def cmd_sample(a):
     else:
         from .viz import save_class_grid
         save_class_grid(s.images, s.labels, out, ncol=a.n_per_class)
-    if classes == [10] or a.guidance == 1:             # the null class has nothing to guide towards
+    if classes == [NUM_CLASSES] or a.guidance == 1:             # the null class has nothing to guide towards
         guided = "no guidance"
     else:
         lo_hi = a.guidance_interval

@@ -1,8 +1,8 @@
 """One config dataclass for the whole pipeline, its presets, and CPU set-up.
 
-Every field is explained on its own line (nanoGPT style). `fast` trains the whole
-pipeline in about two minutes on 2 CPU cores (for notebooks in CI); `full` trains
-the weights that ship in `model/`.
+Every field is explained on its own line (nanoGPT style). `fast` is the whole pipeline
+shrunk to minutes on a laptop CPU (the notebooks' default there, and CI's); `full` trains
+the weights that ship in `model/` (the README quotes both times, measured, with the machine).
 """
 from __future__ import annotations
 
@@ -12,6 +12,45 @@ import os
 from dataclasses import dataclass, field
 
 import torch
+
+# Fashion-MNIST's classes; index NUM_CLASSES is the learned null class (classifier-free guidance).
+# They live here, at the bottom of the package's imports, so that every module can derive from them.
+CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+NUM_CLASSES = len(CLASS_NAMES)
+IMAGE_SIZE = 28                          # 28 x 28 grey images
+# The allowed values of Config's string fields (the modules that use them import them from here).
+SPACES = ("latent", "pixel")
+SCHEDULES = ("linear", "cosine")
+PREDICTIONS = ("eps", "v")
+CONDITIONINGS = ("cross_attention", "time_embedding", "both")
+
+# What each training stage's result depends on: train.py resumes a stage's checkpoint (or loads
+# a finished one) when these agree, and names the ones that differ when they do not. The decoder
+# GAN starts from the trained VAE; the UNet learns the VAE's latents, which the GAN stage never
+# changes (it only retrains the decoder), and in pixel space no VAE at all.
+BOOKKEEPING_FIELDS = ("data_dir", "bf16", "checkpoint_every", "out_dir")   # where and how, not what
+_TRAINING = ("seed", "warmup_steps", "ema_decay")
+VAE_FIELDS = _TRAINING + ("vae_channels", "latent_channels", "vae_kl_weight", "vae_epochs",
+                          "vae_batch_size", "vae_lr")
+DECODER_GAN_FIELDS = VAE_FIELDS + ("vae_gan_epochs", "vae_gan_weight", "vae_gan_lr", "vae_gan_decoder_blocks")
+UNET_FIELDS = _TRAINING + ("space", "unet_channels", "unet_blocks", "unet_attention", "conditioning",
+                           "class_tokens", "p_uncond", "timesteps", "schedule", "prediction",
+                           "min_snr_gamma", "unet_epochs", "unet_steps", "batch_size", "lr", "weight_decay")
+
+
+def one_of(choices) -> str:
+    """('a', 'b', 'c') -> "'a', 'b' or 'c'", for error messages."""
+    quoted = [repr(c) for c in choices]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 @dataclass
@@ -52,9 +91,78 @@ class Config:
     ema_decay: float = 0.999             # EMA of the weights; we always sample from the EMA
     warmup_steps: int = 500              # linear learning-rate warm-up, then cosine decay
     # --- machinery ---
-    bf16: bool = True                    # bfloat16 autocast where the CPU has fast bf16 (AVX-512/AMX), else float32
+    bf16: bool = True                    # mixed precision where the device runs it fast (device.py: bf16, or fp16 on old GPUs)
     checkpoint_every: int = 500          # optimiser steps between atomic checkpoints
     out_dir: str = "runs/full"           # where checkpoints and exported weights go
+
+    def __post_init__(self):
+        """Refuse nonsense here, in one line naming the field, instead of training something else
+        (e.g. prediction="x0" used to train v) or failing deep inside torch."""
+        for name in ("vae_channels", "unet_channels", "unet_attention"):
+            if isinstance(getattr(self, name), list):          # JSON and users give lists
+                setattr(self, name, tuple(getattr(self, name)))
+
+        def need(ok: bool, name: str, allowed: str):
+            if not ok:
+                raise ValueError(f"Config.{name} must be {allowed}, not {getattr(self, name)!r}")
+
+        for name, choices in (("space", SPACES), ("schedule", SCHEDULES), ("prediction", PREDICTIONS),
+                              ("conditioning", CONDITIONINGS)):
+            need(getattr(self, name) in choices, name, one_of(choices))
+        for name in ("latent_channels", "vae_epochs", "vae_batch_size", "vae_gan_decoder_blocks",
+                     "unet_blocks", "class_tokens", "timesteps", "unet_epochs", "batch_size",
+                     "warmup_steps", "checkpoint_every"):
+            need(_whole(getattr(self, name)) and getattr(self, name) >= 1, name, "a whole number >= 1")
+        need(_whole(self.seed), "seed", "a whole number")
+        need(_whole(self.vae_gan_epochs) and self.vae_gan_epochs >= 0, "vae_gan_epochs",
+             "a whole number >= 0 (0 = no GAN stage)")
+        need(self.unet_steps is None or _whole(self.unet_steps) and self.unet_steps >= 1, "unet_steps",
+             "None or a whole number >= 1")
+        for name in ("vae_lr", "vae_gan_lr", "lr"):
+            need(_number(getattr(self, name)) and getattr(self, name) > 0, name, "a number > 0")
+        for name in ("vae_kl_weight", "vae_gan_weight", "weight_decay"):
+            need(_number(getattr(self, name)) and getattr(self, name) >= 0, name, "a number >= 0")
+        need(_number(self.p_uncond) and 0 <= self.p_uncond < 1, "p_uncond", "a number with 0 <= p_uncond < 1")
+        need(_number(self.ema_decay) and 0 <= self.ema_decay < 1, "ema_decay",
+             "a number with 0 <= ema_decay < 1")
+        need(self.min_snr_gamma is None or _number(self.min_snr_gamma) and self.min_snr_gamma > 0,
+             "min_snr_gamma", "None or a number > 0")
+        need(isinstance(self.bf16, bool), "bf16", "True or False")
+        # GroupNorm splits a width c into min(8, c // 4) groups (vae.norm): it breaks on 1-3, 9, 11,
+        # 13, 14, 17-19, ... and every c >= 32 that 8 does not divide; the UNet also normalises
+        # the sum of two widths where a skip joins (12 and 24 work alone, 36 does not) and splits
+        # them into 4 attention heads. Multiples of 8 are the widths for which all of that divides.
+        widths = lambda t: isinstance(t, tuple) and all(_whole(c) and c >= 8 and c % 8 == 0 for c in t)
+        need(widths(self.vae_channels) and 1 <= len(self.vae_channels) <= 3, "vae_channels",
+             "1 to 3 widths (28 halves evenly twice: 28, 14, 7), each a multiple of 8")
+        need(widths(self.unet_channels) and len(self.unet_channels) >= 1, "unet_channels",
+             "at least one width, each a multiple of 8")
+        need(isinstance(self.unet_attention, tuple) and len(self.unet_attention) == len(self.unet_channels)
+             and all(isinstance(a, bool) for a in self.unet_attention), "unet_attention",
+             f"one True/False per unet_channels level ({len(self.unet_channels)})")
+
+    def stage_config(self, stage: str) -> dict:
+        """{field: value} of the fields that stage "vae", "decoder_gan" or "unet" depends on."""
+        names = {"vae": VAE_FIELDS, "decoder_gan": DECODER_GAN_FIELDS,
+                 "unet": UNET_FIELDS + (VAE_FIELDS if self.space == "latent" else ())}[stage]
+        return {k: getattr(self, k) for k in dict.fromkeys(names)}
+
+    @property
+    def num_classes(self) -> int:
+        """Classes the UNet is conditioned on; class index num_classes is the null class."""
+        return NUM_CLASSES
+
+    @property
+    def latent_size(self) -> int:
+        """H = W of the VAE latent: the image halved once per VAE level after the first."""
+        return IMAGE_SIZE // 2 ** (len(self.vae_channels) - 1)
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        """C x H x W of what the UNet diffuses: the latent, or the 1 x 28 x 28 image itself."""
+        if self.space == "latent":
+            return (self.latent_channels, self.latent_size, self.latent_size)
+        return (1, IMAGE_SIZE, IMAGE_SIZE)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -73,7 +181,7 @@ class Config:
 
 
 def preset(name: str, **overrides) -> Config:
-    """`full` trains the shipped weights; `fast` is the same pipeline shrunk to ~2 minutes."""
+    """`full` trains the shipped weights; `fast` is the same pipeline shrunk to minutes on a CPU."""
     if name == "full":
         cfg = Config()
     elif name == "fast":

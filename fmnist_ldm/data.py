@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-               "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+from .config import CLASS_NAMES  # noqa: F401  (defined with the class count; read from here)
+
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fmnist_ldm"
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -174,8 +174,13 @@ class LatentDataset:
     def __len__(self):
         return len(self.labels)
 
+    def to(self, device) -> "LatentDataset":
+        """The same dataset with its tensors on `device` (indices and generators must be there too)."""
+        move = lambda t: None if t is None else t.to(device)
+        return LatentDataset(move(self.mean), move(self.std), move(self.labels), self.scale)
+
     def batch(self, idx: torch.Tensor, generator: torch.Generator | None = None):
         z = self.mean[idx]
         if self.std is not None:      # pixel space has no posterior: std is None
-            z = z + self.std[idx] * torch.randn(z.shape, generator=generator)
+            z = z + self.std[idx] * torch.randn(z.shape, generator=generator, device=z.device)
         return z * self.scale, self.labels[idx]

@@ -12,6 +12,14 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .config import NUM_CLASSES, PREDICTIONS, SCHEDULES, one_of
+
+
+def _check_prediction(prediction: str) -> None:
+    # anything but "eps" used to mean v: a typo trained (and sampled) the wrong target
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be {one_of(PREDICTIONS)}, not {prediction!r}")
+
 
 class NoiseSchedule:
     def __init__(self, kind: str = "cosine", timesteps: int = 1000):
@@ -22,7 +30,7 @@ class NoiseSchedule:
             f = lambda t: math.cos((t / T + 0.008) / 1.008 * math.pi / 2) ** 2
             betas = torch.tensor([min(1 - f(i + 1) / f(i), 0.999) for i in range(T)], dtype=torch.float64)
         else:
-            raise ValueError(f"schedule must be 'linear' or 'cosine', not {kind!r}")
+            raise ValueError(f"schedule must be {one_of(SCHEDULES)}, not {kind!r}")
         self.kind, self.T, self.betas = kind, T, betas
         self.alphas_cumprod = torch.cumprod(1 - betas, 0)           # abar_t, float64
         self._tables = {}                                           # abar with t = -1 in front, per device
@@ -55,6 +63,7 @@ class NoiseSchedule:
 
     def target(self, x0, noise, t, prediction: str):
         """What the network learns: eps, or v = alpha_t eps - sigma_t x0 (Salimans & Ho 2022)."""
+        _check_prediction(prediction)
         if prediction == "eps":
             return noise
         a = self.abar(t, x0)
@@ -62,6 +71,7 @@ class NoiseSchedule:
 
     def split(self, out, x_t, t, prediction: str):
         """Network output -> (x0_hat, eps_hat), inverting the two equations above."""
+        _check_prediction(prediction)
         a = self.abar(t, x_t)
         if prediction == "eps":
             eps = out
@@ -72,13 +82,24 @@ class NoiseSchedule:
         return x0, eps
 
     def timesteps(self, steps: int, t_start: int | None = None) -> list[int]:
-        """`steps` timesteps from t_start (default T-1) down, evenly spaced, ending at -1 (clean).
-        For t_start = T-1 these are diffusers' "trailing" timesteps (Lin et al. 2024)."""
+        """`steps` timesteps from t_start (default T-1) down, evenly spaced, then -1 (clean):
+        t_i = round(N (steps - i) / steps) - 1 for i = 0..steps-1, N = t_start + 1, i.e. "trailing"
+        spacing (Lin et al. 2024, table 2): exactly `steps` distinct values in [0, t_start].
+
+        For t_start = T-1 these are diffusers' DDIMScheduler(timestep_spacing="trailing") timesteps,
+        np.round(np.arange(N, 0, -N / steps)) - 1, to the last tie: numpy computes the i-th value
+        as N + i * delta in float64, delta = (N - N / steps) - N, and rounds half to even, and so
+        do we. Only the length differs: numpy takes it from a float division and, for 62 of the
+        step counts 1..1000 (61 is one), adds an extra element that rounds to -1; ours comes from
+        the integer index i, so there is no step to or from a timestep below 0."""
         t_start = self.T - 1 if t_start is None else t_start
+        if not 0 <= t_start < self.T:
+            raise ValueError(f"t_start must be between 0 and {self.T - 1}, not {t_start}")
         if steps < 1 or steps > t_start + 1:
             raise ValueError(f"steps must be between 1 and {t_start + 1}, not {steps}")
-        ts = torch.round(torch.arange(t_start + 1, 0, -(t_start + 1) / steps)).long() - 1
-        return ts.tolist() + [-1]
+        n = t_start + 1
+        delta = (n - n / steps) - n              # numpy's arange step, as it computes it
+        return [round(n + i * delta) - 1 for i in range(steps)] + [-1]
 
 
 def training_loss(model, schedule: NoiseSchedule, x0, y, prediction: str, p_uncond: float,
@@ -106,7 +127,7 @@ def training_loss(model, schedule: NoiseSchedule, x0, y, prediction: str, p_unco
 
 
 def guided_denoiser(model, schedule, prediction, y, guidance: float = 1.0,
-                    interval: tuple[int, int] | None = None, null_class: int = 10) -> Callable:
+                    interval: tuple[int, int] | None = None, null_class: int = NUM_CLASSES) -> Callable:
     """(x_t, t) -> (x0_hat, eps_hat) with classifier-free guidance (Ho & Salimans 2022):
     out = out_uncond + w * (out_cond - out_uncond). Guidance is linear in the output, so guiding
     eps or v is the same. Outside `interval` (t_lo, t_hi) it is skipped, which saves the second

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import NUM_CLASSES
 from .metrics import Judge
 
 
@@ -68,8 +69,8 @@ def read_samples(path) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(f"'labels' must be int64 of shape ({len(images)},), not {labels.dtype} {labels.shape}")
     if len(images) == 0:
         raise ValueError(f"{path} holds no images")
-    if labels.min() < 0 or labels.max() > 10:
-        raise ValueError("'labels' must lie in 0-9 (or 10 for unconditional samples)")
+    if labels.min() < 0 or labels.max() > NUM_CLASSES:
+        raise ValueError(f"'labels' must lie in 0-{NUM_CLASSES - 1} (or {NUM_CLASSES} for unconditional samples)")
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 
@@ -85,7 +86,7 @@ def cmd_evaluate(a):
     else:
         from .pipeline import Pipeline
         pipe = Pipeline.from_pretrained(a.model_dir, device=a.device)
-        s = pipe.generate([c for c in range(10) for _ in range(a.n_per_class)], seed=a.seed)
+        s = pipe.generate([c for c in range(NUM_CLASSES) for _ in range(a.n_per_class)], seed=a.seed)
         images, labels = s.images, s.labels
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FewSamplesWarning)     # already said above

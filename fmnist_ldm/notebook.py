@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from .config import Config, preset, setup_cpu
+from .config import IMAGE_SIZE, Config, preset, setup_cpu
 from .device import describe, get_device
 
 MODES = ("fast", "full")
@@ -99,23 +99,22 @@ def estimate_training(cfg: Config, stages=("vae", "decoder_gan", "unet"), n_imag
     with autocast(device, cfg.bf16):
         if "vae" in stages:
             vae = build_vae(cfg, stage="vae").to(device)
-            x = torch.rand(cfg.vae_batch_size, 1, 28, 28, device=device) * 2 - 1
+            x = torch.rand(cfg.vae_batch_size, 1, IMAGE_SIZE, IMAGE_SIZE, device=device) * 2 - 1
             per = _seconds_per_step(vae, lambda: vae.loss(x, cfg.vae_kl_weight)[0])
             out["vae"] = per * cfg.vae_epochs * (n_images // cfg.vae_batch_size)
         if "decoder_gan" in stages and cfg.vae_gan_epochs:
             gan = DecoderGAN(build_vae(cfg).decoder).to(device)
-            x = torch.rand(cfg.vae_batch_size, 1, 28, 28, device=device) * 2 - 1
-            z = torch.randn(cfg.vae_batch_size, cfg.latent_channels, 7, 7, device=device)
+            x = torch.rand(cfg.vae_batch_size, 1, IMAGE_SIZE, IMAGE_SIZE, device=device) * 2 - 1
+            z = torch.randn(cfg.vae_batch_size, cfg.latent_channels, cfg.latent_size, cfg.latent_size, device=device)
             per = _seconds_per_step(gan, lambda: gan.loss(x, z, cfg.vae_gan_weight)[0])
             out["decoder_gan"] = per * cfg.vae_gan_epochs * (n_images // cfg.vae_batch_size)
         if "unet" in stages:
             unet = build_unet(cfg).to(device)
             schedule = NoiseSchedule(cfg.schedule, cfg.timesteps)
-            shape = (cfg.latent_channels, 7, 7) if cfg.space == "latent" else (1, 28, 28)
-            x0 = torch.randn(cfg.batch_size, *shape, device=device)
-            y = torch.randint(0, 10, (cfg.batch_size,), device=device)
+            x0 = torch.randn(cfg.batch_size, *cfg.sample_shape, device=device)
+            y = torch.randint(0, cfg.num_classes, (cfg.batch_size,), device=device)
             per = _seconds_per_step(unet, lambda: training_loss(unet, schedule, x0, y, cfg.prediction,
-                                                                cfg.p_uncond, 10))
+                                                                cfg.p_uncond, cfg.num_classes))
             out["unet"] = per * (cfg.unet_steps or cfg.unet_epochs * (n_images // cfg.batch_size))
     return out
 

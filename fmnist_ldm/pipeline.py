@@ -32,7 +32,7 @@ class Pipeline:
     def __init__(self, unet, cfg, vae=None, device=None):
         self.cfg, self.device = cfg, get_device(device)
         self.schedule = NoiseSchedule(cfg.schedule, cfg.timesteps)
-        self.shape = (cfg.latent_channels, 7, 7) if cfg.space == "latent" else (1, 28, 28)
+        self.shape = cfg.sample_shape
         # channels_last makes oneDNN's convolutions faster on this size of tensor (measured on CPU)
         fmt = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         self.unet, self.vae = (m if m is None else m.to(self.device, memory_format=fmt) for m in (unet, vae))

@@ -1,7 +1,8 @@
-"""Training loops: AdamW, EMA weights (torch.optim.swa_utils), bf16 autocast, tqdm, and atomic
-checkpoints holding model, optimiser, EMA, step, loss history and config, so that a run
-stopped at any moment resumes exactly where it stopped (data order and noise are functions of
-(seed, step), not of how often the process was restarted)."""
+"""One training loop (`fit`) and the pipeline's stages on it: AdamW, EMA weights
+(torch.optim.swa_utils), bf16 autocast, tqdm, and atomic checkpoints holding model, optimiser,
+EMA, step, loss history and the stage's config, so that a run stopped at any moment resumes
+exactly where it stopped (data order and noise are functions of (seed, step), not of how often
+the process was restarted). The judge (metrics.train_judge) and the ablations' timer use it too."""
 from __future__ import annotations
 
 import math
@@ -14,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from .config import Config
-from .device import autocast, machine
+from .device import autocast, get_device, grad_scaler, machine, randn
 from .data import LatentDataset, load_fashion_mnist, to_model_range
 from .diffusion import NoiseSchedule, training_loss
 from .vae import DecoderGAN
@@ -30,125 +31,217 @@ def atomic_save(obj, path: Path) -> None:
 
 def ema_with_warmup(decay: float):
     """EMA update avg <- d avg + (1 - d) p, with d = min(decay, (1 + n) / (10 + n)) so that short
-    runs are not dominated by the random initial weights (the warm-up diffusers uses)."""
+    runs are not dominated by the random initial weights (the warm-up diffusers uses). Integer
+    buffers (BatchNorm's num_batches_tracked) are counters, not weights: they are copied."""
     def update(avg_params, params, n):
+        if not avg_params[0].is_floating_point():     # AveragedModel groups tensors by dtype
+            torch._foreach_copy_(avg_params, params)
+            return
         d = min(decay, (1 + int(n)) / (10 + int(n)))
-        torch._foreach_lerp_(avg_params, params, 1 - d)
+        torch._foreach_lerp_(avg_params, params, 1 - d)   # avg + (1 - d)(p - avg) = d avg + (1 - d) p
     return update
 
 
+def _tuples(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
 def warmup_cosine(warmup: int, total: int):
+    """Learning-rate factor at step s: linear warm-up over `warmup` steps (0 or 1: none), then
+    cosine decay to 0 at step `total` (Loshchilov & Hutter 2017)."""
+    warmup, total = max(warmup, 1), max(total, 1)
     return lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0)))
 
 
-def fit(model, step_loss, n_items: int, epochs: int, batch_size: int, lr: float, cfg: Config,
-        ckpt_path: Path, desc: str, weight_decay: float = 0.0, total_steps: int | None = None):
-    """Generic loop. step_loss(indices, generator) -> scalar loss. Returns (ema model, history).
-    Trains `epochs` passes over n_items, or exactly `total_steps` steps when given."""
+def fit(model, step_loss, n_items: int, batch_size: int, lr: float, *, epochs: int | None = None,
+        steps: int | None = None, seed: int = 0, weight_decay: float = 0.0, warmup_steps: int = 1,
+        lr_schedule=None, ema_decay: float | None = None, bf16: bool = True,
+        ckpt_path: Path | None = None, fingerprint: dict | None = None, checkpoint_every: int = 500,
+        desc: str = "train", after_step=None, device=None):
+    """The one training loop: the VAE, decoder GAN and UNet stages, the judge, the ablations' timer.
+
+    step_loss(indices, generator) -> scalar loss of one batch of `batch_size` of the n_items
+    examples. Epoch e visits them in the order randperm(seed, e), and step s's noise comes from a
+    generator seeded by (seed, s), so a resumed run repeats an unbroken one exactly.
+    Trains `epochs` passes over the data, or exactly `steps` steps when given.
+    AdamW (weight_decay 0 is Adam); lr_schedule(optimizer, total_steps) -> an LR scheduler stepped
+    after every step, by default linear warm-up over warmup_steps, then cosine decay.
+    ema_decay: also keep an EMA of the weights and float buffers (ema_with_warmup) and return it;
+    None returns the trained model itself.
+    ckpt_path: atomic checkpoints every checkpoint_every steps and at the end, holding `fingerprint`
+    (what the result depends on, e.g. Config.stage_config): a checkpoint is resumed when the
+    fingerprint fields it knows agree, and refused, naming them, when they do not.
+    after_step(step, loss): called after every optimiser step (the ablations time steps with it).
+    device (see device.py): the model moves there, and step_loss gets indices and a generator on
+    it, so the data it indexes should live there too (on a GPU: no per-batch copies, no loader).
+    Mixed precision follows the device (bf16; fp16 with loss scaling on GPUs without bf16).
+    Returns (model or EMA model, in eval mode, on `device`, {"loss": per-step losses, "seconds":
+    training time, earlier processes' included})."""
+    if batch_size > n_items:
+        raise ValueError(f"batch_size ({batch_size}) must be at most the number of items to train on ({n_items})")
     steps_per_epoch = n_items // batch_size
-    total = total_steps or epochs * steps_per_epoch
+    total = steps if steps is not None else (epochs or 0) * steps_per_epoch
+    if total < 1:
+        raise ValueError(f"fit needs epochs >= 1 or steps >= 1, not epochs={epochs}, steps={steps}")
+    fingerprint, device = fingerprint or {}, get_device(device)
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.warmup_steps, total))
-    ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True)
+    scaler = grad_scaler(device, bf16)              # a no-op except in float16
+    sched = (lr_schedule(opt, total) if lr_schedule else
+             torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(warmup_steps, total)))
+    ema = None if ema_decay is None else \
+        AveragedModel(model, multi_avg_fn=ema_with_warmup(ema_decay), use_buffers=True)
+    states = {"model": model, "opt": opt, "sched": sched, **({"ema": ema} if ema else {}),
+              **({"scaler": scaler} if scaler.is_enabled() else {})}
     step, history, elapsed = 0, [], 0.0
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        saved = Config.from_dict(ck["config"])
+    if ckpt_path is not None and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
         # compare only the fields the checkpoint knows: fields added to Config since did not exist then
-        changed = [k for k in ck["config"] if getattr(saved, k) != getattr(cfg, k)]
+        changed = [k for k, v in fingerprint.items() if k in ck["config"] and _tuples(ck["config"][k]) != v]
         if changed:
-            raise ValueError(f"{ckpt_path} was written with another config ({', '.join(changed)} "
+            raise ValueError(f"{ckpt_path} was written with another config ({', '.join(sorted(changed))} "
                              "differ); delete it or use another out_dir to start afresh")
-        model.load_state_dict(ck["model"]), ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"]), sched.load_state_dict(ck["sched"])
+        for name, obj in states.items():
+            obj.load_state_dict(ck[name])
         step, history, elapsed = ck["step"], ck["history"], ck["elapsed"]
-    save = lambda: atomic_save({"model": model.state_dict(), "ema": ema.state_dict(),
-                                "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
-                                "history": history, "elapsed": elapsed, "config": cfg.to_dict()}, ckpt_path)
+
+    pending = []                                    # losses still on the device: read every 50 steps
+
+    def flush():
+        history.extend(torch.stack(pending).float().tolist()) if pending else None
+        pending.clear()
+
+    def save():
+        flush()
+        atomic_save({**{name: obj.state_dict() for name, obj in states.items()}, "step": step,
+                     "history": history, "elapsed": elapsed, "config": fingerprint}, ckpt_path)
     model.train()
     bar = tqdm(total=total, initial=step, desc=desc, mininterval=2)
     t0 = time.perf_counter() - elapsed
     while step < total:
         epoch, i = divmod(step, steps_per_epoch)
-        order = torch.randperm(n_items, generator=torch.Generator().manual_seed(cfg.seed * 10_007 + epoch))
-        idx = order[i * batch_size:(i + 1) * batch_size]
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        with autocast(torch.device("cpu"), cfg.bf16):
+        order = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 10_007 + epoch))
+        idx = order[i * batch_size:(i + 1) * batch_size].to(device)
+        gen = torch.Generator(device).manual_seed(seed * 1_000_003 + step)
+        # the one place where the forward pass runs under autocast and the weights are updated
+        with autocast(device, bf16):
             loss = step_loss(idx, gen)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step(), sched.step(), ema.update_parameters(model)
+        scaler.scale(loss).backward()
+        scaler.step(opt)                            # opt.step(), unless fp16 gradients overflowed
+        scaler.update()
+        sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
         step += 1
-        history.append(loss.item())
+        pending.append(loss.detach())
         bar.update(1)
+        if step % 50 == 0 or after_step is not None:   # .item() waits for the GPU: not every step
+            flush()
         if step % 50 == 0:
             bar.set_postfix(loss=f"{sum(history[-50:]) / 50:.4f}")
         elapsed = time.perf_counter() - t0
-        if step % cfg.checkpoint_every == 0 or step == total:
+        if after_step is not None:
+            after_step(step, history[-1])
+        if ckpt_path is not None and (step % checkpoint_every == 0 or step == total):
             save()
+    flush()
     bar.close()
-    return ema.module.eval(), {"loss": history, "seconds": elapsed}
+    return (model if ema is None else ema.module).eval(), {"loss": history, "seconds": elapsed}
 
 
-def train_vae(cfg: Config, images: torch.Tensor):
-    """images: float [N,1,28,28] in [-1,1]. Returns the EMA VAE with its latent scale set, its
-    history, and the posterior (mean, std) of every image (the UNet's training data)."""
+def fit_stage(cfg: Config, stage: str, model, step_loss, n_items: int, batch_size: int, lr: float,
+              ckpt_name: str, desc: str, epochs: int | None = None, steps: int | None = None,
+              weight_decay: float = 0.0, device=None):
+    """fit() with a pipeline stage's settings from cfg: its seed, warm-up, EMA, bf16, and a
+    checkpoint in cfg.out_dir fingerprinted by the fields the stage depends on."""
+    return fit(model, step_loss, n_items, batch_size, lr, epochs=epochs, steps=steps, seed=cfg.seed,
+               weight_decay=weight_decay, warmup_steps=cfg.warmup_steps, ema_decay=cfg.ema_decay,
+               bf16=cfg.bf16, ckpt_path=Path(cfg.out_dir) / ckpt_name,
+               fingerprint=cfg.stage_config(stage), checkpoint_every=cfg.checkpoint_every, desc=desc,
+               device=device)
+
+
+def train_vae(cfg: Config, images: torch.Tensor, device=None):
+    """images: float [N,1,28,28] in [-1,1]. Trains on `device` (device.py's policy; the images
+    move there once). Returns the EMA VAE with its latent scale set, its history (with
+    "encode_seconds"), and the posterior (mean, std) of every image (the UNet's training data),
+    all on the CPU."""
     torch.manual_seed(cfg.seed)
-    vae = build_vae(cfg, stage="vae")
+    device = get_device(device)
+    vae, images = build_vae(cfg, stage="vae"), images.to(device)
     loss = lambda idx, gen: vae.loss(images[idx], cfg.vae_kl_weight, gen)[0]
-    vae, hist = fit(vae, loss, len(images), cfg.vae_epochs, cfg.vae_batch_size, cfg.vae_lr, cfg,
-                    Path(cfg.out_dir) / "vae.ckpt", "VAE")
+    vae, hist = fit_stage(cfg, "vae", vae, loss, len(images), cfg.vae_batch_size, cfg.vae_lr,
+                          "vae.ckpt", "VAE", epochs=cfg.vae_epochs, device=device)
+    t0 = time.perf_counter()
     mean, std = encode(vae, images, cfg)
-    z = mean + std * torch.randn(mean.shape, generator=torch.Generator().manual_seed(cfg.seed))
+    hist["encode_seconds"] = time.perf_counter() - t0      # this process's, even when the VAE was loaded
+    z = mean + std * randn(mean.shape, cfg.seed, device)  # drawn on the CPU: the same scale on every device
     vae.scale.fill_(1.0 / z.std().item())    # unit-variance latents for the diffusion model
-    return vae, hist, (mean, std)
+    return vae.cpu(), hist, (mean.cpu(), std.cpu())
 
 
-def sharpen_decoder(cfg: Config, vae, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor):
+def sharpen_decoder(cfg: Config, vae, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+                    device=None):
     """Fine-tune the decoder against a patch discriminator (encoder, latents and scale unchanged).
-    mean, std: the posterior of every image. Returns the VAE with the EMA decoder, and history."""
+    mean, std: the posterior of every image. Returns the VAE with the EMA decoder (on the CPU),
+    and history."""
     torch.manual_seed(cfg.seed + 2)
+    device = get_device(device)
+    images, mean, std = images.to(device), mean.to(device), std.to(device)
     if cfg.vae_gan_decoder_blocks > vae.decoder.blocks:
         vae.decoder = vae.decoder.deepened(cfg.vae_gan_decoder_blocks)
     gan = DecoderGAN(vae.decoder)
 
     def loss(idx, gen):
-        z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen)
+        z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen, device=device)
         return gan.loss(images[idx], z, cfg.vae_gan_weight)[0]
-    ema_gan, hist = fit(gan, loss, len(images), cfg.vae_gan_epochs, cfg.vae_batch_size, cfg.vae_gan_lr,
-                        cfg, Path(cfg.out_dir) / "decoder_gan.ckpt", "decoder (GAN)")
+    ema_gan, hist = fit_stage(cfg, "decoder_gan", gan, loss, len(images), cfg.vae_batch_size, cfg.vae_gan_lr,
+                              "decoder_gan.ckpt", "decoder (GAN)", epochs=cfg.vae_gan_epochs, device=device)
     vae.decoder.load_state_dict(ema_gan.decoder.state_dict())
-    return vae.eval(), hist
+    return vae.cpu().eval(), hist
 
 
 @torch.no_grad()
 def encode(vae, images: torch.Tensor, cfg: Config, batch: int = 1000):
-    """Posterior (mean, std) of every image, in batches."""
+    """Posterior (mean, std) of every image, in batches, on the VAE's device."""
     means, stds = [], []
-    with autocast(torch.device("cpu"), cfg.bf16):
+    device = vae.scale.device
+    with autocast(device, cfg.bf16):
         for i in range(0, len(images), batch):
-            m, logvar = vae.encode(images[i:i + batch])
+            m, logvar = vae.encode(images[i:i + batch].to(device))
             means.append(m.float()), stds.append(torch.exp(0.5 * logvar.float()))
     return torch.cat(means), torch.cat(stds)
 
 
-def train_unet(cfg: Config, data: LatentDataset):
-    torch.manual_seed(cfg.seed + 1)
-    unet = build_unet(cfg)
+def unet_loss(cfg: Config, unet, data: LatentDataset):
+    """step_loss(indices, generator) of the UNet stage: the diffusion loss of one batch."""
     schedule = NoiseSchedule(cfg.schedule, cfg.timesteps)
 
     def loss(idx, gen):
         x0, y = data.batch(idx, gen)
-        return training_loss(unet, schedule, x0, y, cfg.prediction, cfg.p_uncond, 10, gen,
+        return training_loss(unet, schedule, x0, y, cfg.prediction, cfg.p_uncond, cfg.num_classes, gen,
                              cfg.min_snr_gamma)
-    return fit(unet, loss, len(data), cfg.unet_epochs, cfg.batch_size, cfg.lr, cfg,
-               Path(cfg.out_dir) / f"unet_{cfg.space}.ckpt", f"UNet ({cfg.space})", cfg.weight_decay,
-               cfg.unet_steps)
+    return loss
+
+
+def train_unet(cfg: Config, data: LatentDataset, device=None):
+    """The EMA UNet trained on `data` for cfg.unet_epochs (or exactly cfg.unet_steps) on `device`
+    (the latents move there once: they fit in any GPU's memory), and history. The UNet comes
+    back on the CPU."""
+    torch.manual_seed(cfg.seed + 1)
+    device = get_device(device)
+    unet, data = build_unet(cfg), data.to(device)
+    unet, hist = fit_stage(cfg, "unet", unet, unet_loss(cfg, unet, data), len(data), cfg.batch_size, cfg.lr,
+                           f"unet_{cfg.space}.ckpt", f"UNet ({cfg.space})", epochs=cfg.unet_epochs,
+                           steps=cfg.unet_steps, weight_decay=cfg.weight_decay, device=device)
+    return unet.cpu(), hist
 
 
 def train_all(cfg: Config, device=None):
-    """VAE, then latents encoded once, then the UNet; exports EMA weights to cfg.out_dir.
-    Each stage resumes from its checkpoint; a finished stage is loaded, not redone."""
+    """VAE, then latents encoded once, then the UNet, all on `device`; exports EMA weights to
+    cfg.out_dir. Each stage resumes from its checkpoint; a finished stage is loaded, not redone."""
+    device = get_device(device)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     images, labels = load_fashion_mnist("train", cfg.data_dir)
@@ -156,23 +249,24 @@ def train_all(cfg: Config, device=None):
     timings = {}
     vae_id = None                              # pixel space: the UNet belongs to no VAE
     if cfg.space == "latent":
-        t0 = time.perf_counter()
-        vae, hist, (mean, std) = train_vae(cfg, x)
+        vae, hist, (mean, std) = train_vae(cfg, x, device)
+        # hist["seconds"] counts earlier processes' training too: time since start minus it is not
+        # the encoding time (it went negative on resumed runs), so the encoding is timed itself
         timings["vae_seconds"] = hist["seconds"]
-        timings["encode_seconds"] = time.perf_counter() - t0 - hist["seconds"]
+        timings["encode_seconds"] = hist["encode_seconds"]
         gan = {"decoder_gan_seconds": 0, "decoder_gan_loss": []}
         if cfg.vae_gan_epochs:
-            vae, gan_hist = sharpen_decoder(cfg, vae, x, mean, std)
+            vae, gan_hist = sharpen_decoder(cfg, vae, x, mean, std, device)
             gan = {"decoder_gan_seconds": gan_hist["seconds"], "decoder_gan_loss": gan_hist["loss"][::10]}
             timings["decoder_gan_seconds"] = gan_hist["seconds"]
         vae_id = save_weights(vae, out / "vae.safetensors", "vae", cfg, loss=hist["loss"][::10],
-                              seconds=hist["seconds"], machine=machine(), **gan)
+                              seconds=hist["seconds"], machine=machine(device, cfg.bf16), **gan)
         data = LatentDataset(mean, std, labels, vae.scale.item())
     else:
         data = LatentDataset(x, None, labels, 1.0)
-    unet, hist = train_unet(cfg, data)
+    unet, hist = train_unet(cfg, data, device)
     timings["unet_seconds"] = hist["seconds"]
     name = "unet.safetensors" if cfg.space == "latent" else "unet_pixel.safetensors"
-    save_weights(unet, out / name, "unet", cfg, loss=hist["loss"][::10], machine=machine(), **timings,
+    save_weights(unet, out / name, "unet", cfg, loss=hist["loss"][::10], machine=machine(device, cfg.bf16), **timings,
                  vae_id=vae_id)   # its VAE: load_pair refuses the VAE of another run
     return timings

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import CONDITIONINGS, one_of  # CONDITIONINGS: how the class gets in (see above)
 from .vae import norm
 
 
@@ -89,15 +90,12 @@ class Level(nn.Module):
         return x
 
 
-CONDITIONINGS = ("cross_attention", "time_embedding", "both")   # how the class gets in (see above)
-
-
 class UNet(nn.Module):
     def __init__(self, in_channels=4, channels=(64, 128), blocks=1, attention=(False, True),
                  num_classes=10, conditioning="both", class_tokens=4):
         super().__init__()
         if conditioning not in CONDITIONINGS:
-            raise ValueError(f"conditioning must be one of {', '.join(CONDITIONINGS)}, not {conditioning!r}")
+            raise ValueError(f"conditioning must be {one_of(CONDITIONINGS)}, not {conditioning!r}")
         self.num_classes, self.conditioning = num_classes, conditioning
         self.base, emb_dim = channels[0], 4 * channels[0]
         self.time_mlp = nn.Sequential(nn.Linear(self.base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))

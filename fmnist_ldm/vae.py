@@ -116,7 +116,7 @@ class VAE(nn.Module):
     def forward(self, x, generator=None):
         mean, logvar = self.encode(x)
         # reparameterisation trick: z = mu + sigma * eps, eps ~ N(0, I)
-        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator, device=mean.device)
         return self.decode(z), mean, logvar
 
     @staticmethod

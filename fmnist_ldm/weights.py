@@ -43,9 +43,8 @@ def build_vae(cfg: Config, stage: str = "final") -> VAE:
 
 
 def build_unet(cfg: Config) -> UNet:
-    in_ch = cfg.latent_channels if cfg.space == "latent" else 1
-    return UNet(in_ch, cfg.unet_channels, cfg.unet_blocks, cfg.unet_attention, 10,
-                cfg.conditioning, cfg.class_tokens)
+    return UNet(cfg.sample_shape[0], cfg.unet_channels, cfg.unet_blocks, cfg.unet_attention,
+                cfg.num_classes, cfg.conditioning, cfg.class_tokens)
 
 
 def weights_id(state: dict) -> str:

@@ -64,10 +64,10 @@ print("images per class (train):", torch.bincount(train_y).tolist())
 # ## Ten of each class
 
 # %%
-rows = torch.cat([train_x[train_y == c][:10] for c in range(10)])
+rows = torch.cat([train_x[train_y == c][:10] for c in range(len(CLASS_NAMES))])
 fig, ax = plt.subplots(figsize=(8, 8.5))
 ax.imshow(tile(rows, ncol=10, scale=1), cmap="gray")
-ax.set_yticks([2 + 30 * c + 14 for c in range(10)], CLASS_NAMES)
+ax.set_yticks([2 + 30 * c + 14 for c in range(len(CLASS_NAMES))], CLASS_NAMES)
 ax.set_xticks([])
 ax.set_title("Fashion-MNIST: one row per class")
 plt.show()
@@ -79,7 +79,7 @@ plt.show()
 # these four are where classifiers (and our generator) get confused.
 
 # %%
-fig, axes = plt.subplots(1, 10, figsize=(15, 2))
+fig, axes = plt.subplots(1, len(CLASS_NAMES), figsize=(15, 2))
 for c, ax in enumerate(axes):
     im = ax.imshow(train_x[train_y == c].float().mean(0), cmap="magma", vmin=0, vmax=255)
     ax.set_title(CLASS_NAMES[c], fontsize=9)
@@ -98,8 +98,9 @@ print(f"mean pixel {x.mean():.1f}, std {x.std():.1f}, share of zeros {(train_x =
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3))
 a1.hist(train_x[:5000].flatten().numpy(), bins=64, log=True, color="C0")
 a1.set(title="pixel values (log count)", xlabel="pixel 0..255")
-a2.bar(range(10), [x[train_y == c].mean().item() for c in range(10)], color="C1")
-a2.set_xticks(range(10), CLASS_NAMES, rotation=45, ha="right")
+classes = range(len(CLASS_NAMES))
+a2.bar(classes, [x[train_y == c].mean().item() for c in classes], color="C1")
+a2.set_xticks(classes, CLASS_NAMES, rotation=45, ha="right")
 a2.set(title="mean brightness per class", ylabel="mean pixel (0..255)")
 plt.tight_layout()
 plt.show()

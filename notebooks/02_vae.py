@@ -158,7 +158,7 @@ mean, std = encode(vae, to_model_range(test_x[:3000]), cfg)
 m, comps = pca_basis(mean)
 pts = (mean.flatten(1) - m) @ comps.T
 plt.figure(figsize=(7, 6))
-for c in range(10):
+for c in range(cfg.num_classes):
     sel = test_y[:3000] == c
     plt.scatter(pts[sel, 0], pts[sel, 1], s=4, alpha=0.5, label=CLASS_NAMES[c], color=plt.cm.tab10(c))
 plt.legend(markerscale=4, fontsize=8); plt.xlabel("PC 1"); plt.ylabel("PC 2")

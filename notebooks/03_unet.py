@@ -82,7 +82,7 @@ shapes = []
 hooks = [m.register_forward_hook(lambda m, i, o, n=n: shapes.append((n, type(m).__name__, tuple(o.shape))))
          for n, m in unet.named_modules() if n.count(".") == 1 or n in ("conv_in", "out")]
 with torch.no_grad():
-    unet(torch.randn(1, 4, 7, 7), torch.tensor([500]), torch.tensor([7]))
+    unet(torch.randn(1, *pipe.cfg.sample_shape), torch.tensor([500]), torch.tensor([7]))
 for h in hooks:
     h.remove()
 for name, kind, shape in shapes:
@@ -118,7 +118,7 @@ hook_in = levels[0].xattn.register_forward_pre_hook(lambda m, args: seen.update(
 test_x, test_y = load_fashion_mnist("test", cfg.data_dir)
 sneaker = test_x[test_y == 7][:1]
 t = torch.tensor([300])
-noise = torch.randn(1, 4, 7, 7, generator=torch.Generator().manual_seed(0))
+noise = torch.randn(1, *pipe.cfg.sample_shape, generator=torch.Generator().manual_seed(0))
 z_t = pipe.schedule.q_sample(pipe.encode(to_model_range(sneaker)), t, noise)   # scaled latent at t
 y = torch.tensor([7])
 with torch.no_grad():

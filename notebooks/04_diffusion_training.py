@@ -124,9 +124,9 @@ plt.show()
 
 # %%
 mine = Pipeline(unet, ucfg, shipped.vae)
-s = mine.generate([c for c in range(10) for _ in range(8)])
+s = mine.generate([c for c in range(ucfg.num_classes) for _ in range(8)])
 plt.figure(figsize=(8, 9)); plt.imshow(tile(s.images, ncol=8), cmap="gray")
-plt.yticks([2 + 58 * c + 28 for c in range(10)], CLASS_NAMES); plt.xticks([])
+plt.yticks([2 + 58 * c + 28 for c in range(ucfg.num_classes)], CLASS_NAMES); plt.xticks([])
 plt.title("samples from the UNet trained above"); plt.show()
 
 # %% [markdown]
@@ -143,13 +143,13 @@ from fmnist_ldm.weights import build_unet
 for space, channels, attn in (("latent", ucfg.unet_channels, ucfg.unet_attention), ("pixel", (32, 64, 96), (False, False, True))):
     c = dataclasses.replace(ucfg, space=space, unet_channels=channels, unet_attention=attn)
     net = build_unet(c)
-    x0 = torch.randn(128, 4, 7, 7) if space == "latent" else torch.randn(128, 1, 28, 28)
-    y = torch.randint(0, 10, (128,))
+    x0 = torch.randn(128, *c.sample_shape)             # (4, 7, 7) latents or (1, 28, 28) pixels
+    y = torch.randint(0, c.num_classes, (128,))
     for i in range(4):
         if i == 1:
             t0 = time.perf_counter()
         with autocast(torch.device("cpu"), c.bf16):
-            l = training_loss(net, sched, x0, y, "v", 0.1, 10)
+            l = training_loss(net, sched, x0, y, "v", 0.1, c.num_classes)
         l.backward()
     print(f"{space:6s}: input {tuple(x0.shape[1:])}, {sum(p.numel() for p in net.parameters()):,} params, "
           f"{(time.perf_counter() - t0) / 3 * 1000:.0f} ms per training step of 128")

@@ -61,8 +61,9 @@ def show(images, ncol, title, labels=None):
 # Class 10 is the learned "null" class: no prompt.
 
 # %%
-show(pipe.generate([10] * 20, guidance=1.0, seed=1).images, 10, "unconditional")
-show(pipe.generate([c for c in range(10) for _ in range(6)], seed=2).images, 6,
+null = pipe.cfg.num_classes                         # 10: the class after the last real one
+show(pipe.generate([null] * 20, guidance=1.0, seed=1).images, 10, "unconditional")
+show(pipe.generate([c for c in range(pipe.cfg.num_classes) for _ in range(6)], seed=2).images, 6,
      "one row per class: " + ", ".join(CLASS_NAMES))
 
 # %% [markdown]
@@ -90,7 +91,7 @@ show(rows, 8, "Pullover, one row per guidance scale: " + ", ".join(f"w={w:g}" fo
 
 # %%
 runs = [("ddpm", 1000), ("ddim", 50), ("ddim", 10), ("dpmpp2m", 20), ("dpmpp2m", 10), ("dpmpp2m", 5)]
-labels = list(range(10))
+labels = list(range(pipe.cfg.num_classes))
 rows = []
 for sampler, steps in runs:
     t0 = time.perf_counter()

@@ -72,10 +72,10 @@ print(f"{notebook_mode()} mode: {N} images per set")
 # %%
 acc = class_accuracy(judge, test_x, test_y)
 print(f"judge accuracy on the 10,000 real test images: {acc['accuracy']:.2%}")
-confusion = multiclass_confusion_matrix(predict(judge, test_x), test_y, num_classes=10, normalize="true")
+confusion = multiclass_confusion_matrix(predict(judge, test_x), test_y, num_classes=len(CLASS_NAMES), normalize="true")
 plt.figure(figsize=(5.5, 4.5))
 plt.imshow(confusion, cmap="Blues")
-plt.xticks(range(10), CLASS_NAMES, rotation=60, ha="right"); plt.yticks(range(10), CLASS_NAMES)
+plt.xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=60, ha="right"); plt.yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
 plt.xlabel("judge says"); plt.ylabel("true class"); plt.colorbar(); plt.title("judge on real test images")
 plt.show()
 
@@ -98,8 +98,9 @@ plt.show()
 # reconstructions (the best a model that decodes through this VAE can do), and samples.
 
 # %%
-samples = pipe.generate([c for c in range(10) for _ in range(N // 10)], seed=0)     # the defaults
-unguided = pipe.generate([c for c in range(10) for _ in range(N // 10)], guidance=1.0, seed=0)
+classes = [c for c in range(pipe.cfg.num_classes) for _ in range(N // pipe.cfg.num_classes)]
+samples = pipe.generate(classes, seed=0)                     # the defaults
+unguided = pipe.generate(classes, guidance=1.0, seed=0)
 perm = torch.randperm(N, generator=g)                        # mix classes before taking the first n
 sets = {
     "real train": train_n,
@@ -164,11 +165,11 @@ plt.tight_layout(); plt.show()
 # %%
 guided_acc = class_accuracy(judge, samples.images, samples.labels)
 plain_acc = class_accuracy(judge, unguided.images, unguided.labels)
-x = torch.arange(10)
+x = torch.arange(len(CLASS_NAMES))
 plt.figure(figsize=(10, 3.2))
-plt.bar(x - 0.2, [plain_acc["per_class_accuracy"][c] for c in range(10)], 0.4, label=f"no guidance ({plain_acc['accuracy']:.1%})")
-plt.bar(x + 0.2, [guided_acc["per_class_accuracy"][c] for c in range(10)], 0.4, label=f"defaults ({guided_acc['accuracy']:.1%})")
-plt.bar(x, [acc["per_class_accuracy"][c] for c in range(10)], 0.9, fill=False, ls="--", label=f"judge on real test ({acc['accuracy']:.1%})")
+plt.bar(x - 0.2, [plain_acc["per_class_accuracy"][c] for c in x.tolist()], 0.4, label=f"no guidance ({plain_acc['accuracy']:.1%})")
+plt.bar(x + 0.2, [guided_acc["per_class_accuracy"][c] for c in x.tolist()], 0.4, label=f"defaults ({guided_acc['accuracy']:.1%})")
+plt.bar(x, [acc["per_class_accuracy"][c] for c in x.tolist()], 0.9, fill=False, ls="--", label=f"judge on real test ({acc['accuracy']:.1%})")
 plt.xticks(x, CLASS_NAMES, rotation=30); plt.ylim(0.5, 1.0); plt.ylabel("accuracy"); plt.legend(fontsize=8)
 plt.title("Does a sample of class y look like class y?"); plt.show()
 

@@ -79,3 +79,13 @@ def test_shipped_weights_make_a_labelled_grid(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert out.stat().st_size > 5000 and "wrote 20 images" in r.stdout
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpmpp2m"])
+def test_sample_at_61_steps(tmp_path, tiny_model_dir, sampler):
+    """61 steps used to end the timesteps with -1, -1: DDIM died dividing by zero."""
+    out = tmp_path / "s.npz"
+    main(["sample", "--model-dir", str(tiny_model_dir), "--class", "Bag", "--n-per-class", "2",
+          "--sampler", sampler, "--steps", "61", "--out", str(out)])
+    with np.load(out) as f:
+        assert f["images"].shape == (2, 28, 28)

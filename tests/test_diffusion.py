@@ -37,13 +37,32 @@ def test_schedule_identities(kind):
     s = NoiseSchedule(kind)
     abar = s.alphas_cumprod
     assert torch.all(abar[1:] < abar[:-1]) and 0.99 < abar[0] < 1 and abar[-1] < 1e-3
-    torch.testing.assert_close(abar, torch.cumprod(1 - s.betas, 0))
     snr = s.snr()
     assert torch.all(snr[1:] < snr[:-1])
-    if kind == "cosine":  # abar_t = f(t)/f(0), f(t) = cos^2(((t+1)/T + s)/(1 + s) pi/2), until beta hits 0.999
-        f = lambda t: math.cos(((t + 1) / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2
-        f0 = math.cos(0.008 / 1.008 * math.pi / 2) ** 2
-        assert abs(abar[500].item() - f(500) / f0) < 1e-9
+
+
+def test_cosine_abar_is_the_closed_form():
+    """Nichol & Dhariwal eq. 17, written out here and not through the schedule's betas:
+    abar_t = f(t + 1) / f(0), f(u) = cos^2((u / T + s) / (1 + s) pi / 2), s = 0.008, t = 0..T-1.
+    Clipping beta at 0.999 changes only the last step (f(T) is ~0): abar_{T-1} = 0.001 abar_{T-2}."""
+    T = 1000
+    f = lambda u: math.cos((u / T + 0.008) / 1.008 * math.pi / 2) ** 2
+    assert [t for t in range(T) if 1 - f(t + 1) / f(t) > 0.999] == [T - 1]
+    expected = [f(t + 1) / f(0) for t in range(T - 1)]
+    expected.append(expected[-1] * (1 - 0.999))
+    torch.testing.assert_close(NoiseSchedule("cosine", T).alphas_cumprod,
+                               torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=0)
+
+
+def test_linear_abar_is_the_product_of_the_written_out_betas():
+    """Ho et al.: beta_t from 1e-4 to 0.02 in T equal steps; abar_t = prod_{i<=t} (1 - beta_i), here
+    summed in log space from betas written out by hand, and abar_{T-1} = 4.04e-5 as in DDPM."""
+    T = 1000
+    betas = [1e-4 + (0.02 - 1e-4) * i / (T - 1) for i in range(T)]
+    expected = [math.exp(math.fsum(math.log1p(-b) for b in betas[:t + 1])) for t in range(T)]
+    abar = NoiseSchedule("linear", T).alphas_cumprod
+    torch.testing.assert_close(abar, torch.tensor(expected, dtype=torch.float64), rtol=1e-10, atol=0)
+    assert abs(abar[-1].item() - 4.0358e-5) < 1e-8
 
 
 def test_forward_process_moments():
@@ -54,6 +73,16 @@ def test_forward_process_moments():
         a = s.abar_at(t)
         assert abs(xt.mean().item() - math.sqrt(a) * 0.7) < 0.01
         assert abs(xt.var().item() - (1 - a)) < 0.01
+
+
+def test_an_unknown_prediction_is_refused_not_trained_as_v():
+    from fmnist_ldm.diffusion import training_loss
+    s = NoiseSchedule("cosine")
+    x0, t = torch.randn(2, 4, 7, 7), torch.tensor([3, 700])
+    for call in (lambda: s.target(x0, x0, t, "x0"), lambda: s.split(x0, x0, t, "x0"),
+                 lambda: training_loss(lambda x, t, y: x, s, x0, torch.tensor([0, 1]), "x0", 0.0, 10)):
+        with pytest.raises(ValueError, match="prediction must be 'eps' or 'v', not 'x0'"):
+            call()
 
 
 @pytest.mark.parametrize("prediction", ["eps", "v"])
@@ -67,15 +96,58 @@ def test_targets_invert(prediction):
     torch.testing.assert_close(eps_hat, noise, atol=1e-4, rtol=1e-4)
 
 
-def test_timesteps_are_diffusers_trailing():
+def _check_timesteps(ts, steps, t_start):
+    """`steps` distinct timesteps, strictly descending from t_start, all in [0, t_start], then -1."""
+    assert len(ts) == steps + 1 and ts[-1] == -1, (steps, t_start, ts[-3:])
+    body = ts[:-1]
+    assert body[0] == t_start and body[-1] >= 0, (steps, t_start, body[-3:])
+    assert all(a > b for a, b in zip(body, body[1:])), (steps, t_start)
+
+
+def test_timesteps_are_diffusers_trailing_at_every_step_count():
+    """Every step count 1..T, not only 10/20/50: diffusers' own list has one element too many
+    (a trailing -1) for 62 of them, e.g. 61, so we compare with its first `steps` elements."""
     s = NoiseSchedule()
     ref = diffusers.DDIMScheduler(timestep_spacing="trailing")
-    for steps in (10, 20, 50):
+    for steps in range(1, 1001):
+        ts = s.timesteps(steps)
+        _check_timesteps(ts, steps, 999)
         ref.set_timesteps(steps)
-        assert s.timesteps(steps)[:-1] == ref.timesteps.tolist()
-        assert s.timesteps(steps)[-1] == -1
-    with pytest.raises(ValueError):
-        s.timesteps(0)
+        assert ts[:-1] == ref.timesteps.tolist()[:steps], steps
+
+
+@pytest.mark.parametrize("t_start", [0, 1, 2, 59, 60, 61, 299, 500, 998, 999])
+def test_timesteps_from_any_start_at_every_step_count(t_start):
+    s = NoiseSchedule()
+    for steps in range(1, t_start + 2):
+        _check_timesteps(s.timesteps(steps, t_start), steps, t_start)
+    for steps in (0, -1, t_start + 2):
+        with pytest.raises(ValueError, match="steps must be between 1 and"):
+            s.timesteps(steps, t_start)
+
+
+def test_timesteps_refuse_a_start_outside_the_schedule():
+    s = NoiseSchedule(timesteps=1000)
+    for t_start in (-1, 1000):
+        with pytest.raises(ValueError, match="t_start must be between 0 and 999"):
+            s.timesteps(1, t_start)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpmpp2m"])
+def test_61_steps_sample_finite_and_never_call_the_model_at_minus_1(sampler):
+    """61 steps used to end the list with 15, -1, -1: DDIM divided by zero (1 - abar_{-1} = 0)
+    and DPM-Solver++ spent a model call on the clean end."""
+    s = NoiseSchedule("cosine")
+    _, exact = gaussian_denoiser(s)
+    seen = []
+
+    def denoise(x, t):
+        seen.append(t)
+        return exact(x, t)
+    x = torch.randn(64, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    out = sample(denoise, s, x, sampler, 61)
+    assert torch.isfinite(out).all()
+    assert len(seen) == 61 and min(seen) >= 0
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
