@@ -73,13 +73,24 @@ def cmd_sample(a):
     else:
         from .viz import save_class_grid
         save_class_grid(s.images, s.labels, out, ncol=a.n_per_class)
-    if classes == [10] or a.guidance == 1:             # the null class has nothing to guide towards
-        guided = "no guidance"
+    print(f"wrote {len(labels)} images to {out} ({dt:.1f} s, {len(labels) / dt:.3g} images/s; "
+          f"{_what_ran(a, s, classes)})")
+
+
+def _what_ran(a, s, classes) -> str:
+    """Sampler, steps taken and UNet passes per image, as counted during the run (Samples)."""
+    steps = f"{s.steps} steps"
+    if a.sampler == "ddpm" and a.steps != s.steps:
+        steps += " (ddpm takes every timestep; --steps does not apply)"
+    guided = s.unet_passes - s.steps                     # a guided step runs the UNet twice
+    if guided == 0:
+        why = "unconditional" if classes == [10] else "scale 1" if a.guidance == 1 else "outside the interval"
+        how = f"no guidance ({why})"
     else:
         lo_hi = a.guidance_interval
-        guided = f"guidance {a.guidance:g}" + (f" for t in [{lo_hi[0]}, {lo_hi[1]}]" if lo_hi else " at every step")
-    print(f"wrote {len(labels)} images to {out} ({dt:.1f} s, {len(labels) / dt:.0f} images/s; "
-          f"{a.sampler}, {a.steps} steps, {guided})")
+        how = f"guidance {a.guidance:g} on {guided:g} of the {s.steps} steps" + (
+            f", t in [{lo_hi[0]}, {lo_hi[1]}]" if lo_hi else "")
+    return f"{a.sampler}, {steps}, {s.unet_passes:g} UNet passes per image: {how}"
 
 
 def cmd_train(a):

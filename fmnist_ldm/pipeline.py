@@ -3,6 +3,7 @@ into images, optionally with the whole denoising trajectory. The CLI, the notebo
 benchmarks and the tests all sample through it."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +27,34 @@ class Samples:
     images: torch.Tensor           # uint8 [N, 28, 28]
     labels: torch.Tensor           # int64 [N]; 10 = unconditional
     trajectory: dict | None = None  # "t", "x" (states) and "x0" (predictions), decoded on request
+    steps: int | None = None        # sampler steps each image took, counted as the run went
+    unet_passes: float | None = None  # UNet evaluations per image, counted; a guided step is 2
+
+
+def _count_unet_passes(generate):
+    """Around Pipeline.generate: log every UNet call (its timestep and batch rows, see _model) and
+    put on the returned Samples what ran, counted rather than computed from the arguments, so
+    that the numbers cannot drift from the samplers: DDPM takes every timestep whatever `steps`
+    says, and a guided step runs the UNet on a doubled batch (conditional and unconditional)."""
+    @functools.wraps(generate)
+    def counted(self, labels, *args, **kwargs):
+        self._unet_log = []
+        try:
+            samples = generate(self, labels, *args, **kwargs)
+        finally:
+            log, self._unet_log = self._unet_log, None
+        # each batch starts at the same first timestep, once, so it counts the batches
+        batches = sum(t == log[0][0] for t, _ in log)
+        samples.steps = len(log) // batches
+        passes = sum(rows for _, rows in log) / len(samples.labels)
+        samples.unet_passes = int(passes) if passes.is_integer() else passes
+        return samples
+    return counted
 
 
 class Pipeline:
+    _unet_log = None     # [(timestep, rows)] of the UNet calls while generate runs
+
     def __init__(self, unet, cfg, vae=None):
         self.unet, self.cfg, self.vae = unet, cfg, vae
         self.schedule = NoiseSchedule(cfg.schedule, cfg.timesteps)
@@ -77,6 +103,7 @@ class Pipeline:
                           for i in range(0, len(images_uint8), batch)])
 
     @torch.no_grad()
+    @_count_unet_passes
     def generate(self, labels, sampler=DEFAULTS["sampler"], steps=DEFAULTS["steps"],
                  guidance=DEFAULTS["guidance"], guidance_interval=DEFAULTS["guidance_interval"],
                  seed: int = 0, eta: float = 0.0, batch_size: int = 250, x_start=None,
@@ -110,5 +137,7 @@ class Pipeline:
         return Samples(torch.cat(images), labels, traj)
 
     def _model(self, x, t, y):
+        if self._unet_log is not None:
+            self._unet_log.append((int(t[0]), x.shape[0]))
         with autocast(self.cfg.bf16):
             return self.unet(x, t, y)

@@ -36,3 +36,20 @@ def tiny_model_dir(tmp_path, tiny_cfg):
             p.copy_(0.1 * torch.randn(p.shape, generator=gen))
     save_weights(unet, d / "unet.safetensors", "unet", tiny_cfg)
     return d
+
+
+class CheapUNet(torch.nn.Module):
+    """Stands in for the UNet where only the sampling loop is under test (1,000-step runs): cheap,
+    yet its output depends on x, t and the class."""
+
+    def forward(self, x, t, y):
+        return 0.1 * x + 1e-4 * t.view(-1, 1, 1, 1) + 0.01 * y.view(-1, 1, 1, 1)
+
+
+@pytest.fixture
+def cheap_pipe(tiny_model_dir):
+    """The tiny model's pipeline (its VAE decodes) with CheapUNet in place of its UNet."""
+    from fmnist_ldm.pipeline import Pipeline
+    pipe = Pipeline.from_pretrained(tiny_model_dir)
+    pipe.unet = CheapUNet()
+    return pipe

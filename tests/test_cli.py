@@ -79,3 +79,20 @@ def test_shipped_weights_make_a_labelled_grid(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert out.stat().st_size > 5000 and "wrote 20 images" in r.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    ([], "dpmpp2m, 20 steps, 28 UNet passes per image: guidance 5 on 8 of the 20 steps, t in [300, 700]"),
+    (["--sampler", "ddpm"], "ddpm, 1000 steps (ddpm takes every timestep; --steps does not apply), "
+                            "1401 UNet passes per image: guidance 5 on 401 of the 1000 steps"),
+    (["--sampler", "ddim", "--steps", "7", "--guidance-interval", "none"],
+     "ddim, 7 steps, 14 UNet passes per image: guidance 5 on 7 of the 7 steps"),
+    (["--class", "none"], "dpmpp2m, 20 steps, 20 UNet passes per image: no guidance (unconditional)"),
+    (["--guidance", "1"], "dpmpp2m, 20 steps, 20 UNet passes per image: no guidance (scale 1)"),
+])
+def test_the_closing_line_says_what_ran(monkeypatch, capsys, tmp_path, cheap_pipe, args, needle):
+    """Steps and UNet passes as counted during the run: DDPM used to be reported as '20 steps'."""
+    monkeypatch.setattr(Pipeline, "from_pretrained", classmethod(lambda cls, *a, **k: cheap_pipe))
+    main(["sample", "--class", "Bag", "--n-per-class", "2", "--out", str(tmp_path / "s.npz"), *args])
+    out = capsys.readouterr().out
+    assert out.startswith("wrote 2 images") and needle in out, out

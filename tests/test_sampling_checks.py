@@ -51,3 +51,27 @@ def test_trajectory_ends_where_an_independent_last_step_lands(pipe, sampler):
     torch.testing.assert_close(x[-1], x0_hat, rtol=1e-4, atol=1e-4)
     assert torch.equal(to_uint8(pipe.decode(x[-1])), s.images)
     assert torch.equal(pipe.generate(labels, **kw).images, s.images)
+
+
+def test_samples_count_the_steps_and_unet_passes_that_ran(pipe):
+    """Counted where the UNet is called, so they cannot drift from what ran: a guided step runs
+    the UNet on a doubled batch (conditional and unconditional), i.e. twice per image."""
+    rows, unet = [], pipe.unet
+
+    class Spy(torch.nn.Module):
+        def forward(self, x, t, y):
+            rows.append(len(x))
+            return unet(x, t, y)
+    pipe.unet = Spy()
+    s = pipe.generate([3, 7, 1], batch_size=2)          # the defaults: 20 steps, 8 of them guided
+    assert (s.steps, s.unet_passes) == (20, 28) and sum(rows) == 3 * 28
+    assert (pipe.generate([10, 10]).steps, pipe.generate([10, 10]).unet_passes) == (20, 20)  # nothing to guide
+    assert pipe.generate([3], guidance=1.0).unet_passes == 20
+    assert pipe.generate([3], steps=7, guidance_interval=None).unet_passes == 14
+
+
+def test_ddpm_counts_every_timestep(cheap_pipe):
+    s = cheap_pipe.generate([3], sampler="ddpm", steps=20)         # DDPM ignores steps
+    assert (s.steps, s.unet_passes) == (1000, 1401)                # guided for t in [300, 700]
+    s = cheap_pipe.generate([3], sampler="ddpm", t_start=99, guidance_interval=(50, 80))
+    assert (s.steps, s.unet_passes) == (100, 131)
