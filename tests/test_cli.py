@@ -76,7 +76,7 @@ def test_shipped_weights_make_a_labelled_grid(tmp_path):
     """The README's main command, end to end in a fresh process, from the weights in model/."""
     out = tmp_path / "grid.png"
     r = subprocess.run([sys.executable, "-m", "fmnist_ldm", "sample", "--n-per-class", "2", "--out", str(out)],
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, cwd=MODEL_DIR.parent)
     assert r.returncode == 0, r.stderr
     assert out.stat().st_size > 5000 and "wrote 20 images" in r.stdout
 
