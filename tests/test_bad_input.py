@@ -5,6 +5,10 @@ import numpy as np
 import pytest
 import torch
 
+import fmnist_ldm.metrics
+import fmnist_ldm.train
+import fmnist_ldm.viz
+from fmnist_ldm.cli import main
 from fmnist_ldm.pipeline import Pipeline
 
 # DDIM and DPM-Solver++ at some step counts (61, 103, ...) visit t = -1 twice today
@@ -13,6 +17,127 @@ NEEDS_TIMESTEPS_FIX = pytest.mark.xfail(reason="needs the timesteps fix from bra
 
 def _forbidden(*args, **kwargs):
     raise AssertionError("work started before the input was checked")
+
+
+@pytest.fixture
+def paths(tmp_path, tiny_model_dir):
+    """Placeholders of the CLI cases: a model, a file, a folder whose name looks like an output."""
+    (tmp_path / "file.txt").write_text("not a folder")
+    (tmp_path / "taken.png").mkdir()
+    return {"tmp": tmp_path, "model": tiny_model_dir, "file": tmp_path / "file.txt", "dir": tmp_path / "taken.png"}
+
+
+# (what, argv, what the one line says, the work that must not have started: "load" = loading
+# weights, training or evaluating; "sample" = any UNet call, for checks that need the model's T)
+SAMPLE_CASES = [
+    ("steps 0", ["--steps", "0"], "argument --steps: must be at least 1, not 0", "load"),
+    ("steps 2.5", ["--steps", "2.5"], "argument --steps: '2.5' is not a whole number", "load"),
+    ("steps 1001", ["--steps", "1001"], "argument --steps: this model has 1000 timesteps, so 1 to 1000, not 1001", "sample"),
+    ("ddim steps 1001", ["--sampler", "ddim", "--steps", "1001"], "so 1 to 1000, not 1001", "sample"),
+    ("ddpm steps 1001", ["--sampler", "ddpm", "--steps", "1001"], "so 1 to 1000, not 1001", "sample"),
+    ("unknown sampler", ["--sampler", "euler"], "argument --sampler: invalid choice: 'euler'", "load"),
+    ("guidance -1", ["--guidance", "-1"], "argument --guidance: must be a number >= 0", "load"),
+    ("guidance nan", ["--guidance", "nan"], "argument --guidance: must be a number >= 0", "load"),
+    ("guidance inf", ["--guidance", "inf"], "argument --guidance: must be a number >= 0", "load"),
+    ("guidance text", ["--guidance", "lots"], "argument --guidance: 'lots' is not a number", "load"),
+    ("interval reversed", ["--guidance-interval", "700,300"], "LO must not exceed HI", "load"),
+    ("interval negative", ["--guidance-interval", "-5,300"], "timesteps start at 0", "load"),
+    ("interval beyond T", ["--guidance-interval", "300,1000"], "this model's timesteps are 0 to 999, not 300,1000", "sample"),
+    ("interval one number", ["--guidance-interval", "300"], "'300' is not LO,HI", "load"),
+    ("n-per-class 0", ["--n-per-class", "0"], "argument --n-per-class: must be at least 1", "load"),
+    ("n-per-class huge", ["--n-per-class", "10000000", "--out", "{tmp}/s.npz"],
+     "100,000,000 images: at most 100,000 in one run", "load"),
+    ("n-per-class 101 in a grid", ["--n-per-class", "101"], "a .png grid takes at most 100 per class", "load"),
+    ("class 11", ["--class", "11"], "unknown class '11'", "load"),
+    ("class -1", ["--class", "-1"], "unknown class '-1'", "load"),
+    ("class sock", ["--class", "sock"], "unknown class 'sock'", "load"),
+    ("seed -1", ["--seed", "-1"], "argument --seed: must be a whole number from 0 to 2**63 - 1", "load"),
+    ("seed 2**64", ["--seed", str(2**64)], "argument --seed: must be a whole number from 0 to 2**63 - 1", "load"),
+    ("out is a folder", ["--out", "{dir}"], "taken.png is a folder: give a file name", "load"),
+    ("out under a file", ["--out", "{file}/s.png"], "file.txt is a file, not a folder", "load"),
+    ("out in a missing folder", ["--out", "{tmp}/nope/s.png"], "folder", "load"),
+    ("out where no file can be made", ["--out", "/proc/s.png"], "cannot write /proc/s.png", "load"),
+    ("out .jpg", ["--out", "{tmp}/s.jpg"], "--out must end in .png or .npz, not 's.jpg'", "load"),
+    ("out without suffix", ["--out", "{tmp}/samples"], "--out must end in .png or .npz", "load"),
+]
+OTHER_CASES = [
+    ("threads 0", ["--threads", "0", "sample"], "argument --threads: must be at least 1", "load"),
+    ("unknown command", ["paint"], "invalid choice: 'paint'", "load"),
+    ("figures out-dir is a file", ["figures", "--out-dir", "{file}"], "file.txt is a file, not a folder", "load"),
+    ("figures out-dir under a file", ["figures", "--out-dir", "{file}/assets"], "file.txt is a file", "load"),
+    ("train out-dir is a file", ["train", "--preset", "fast", "--out-dir", "{file}"],
+     "file.txt is a file, not a folder", "load"),
+    ("train seed -1", ["train", "--seed", "-1"], "argument --seed: must be a whole number", "load"),
+    ("evaluate samples missing", ["evaluate", "--samples", "{tmp}/missing.npz"], "missing.npz does not exist", "load"),
+    ("evaluate samples a folder", ["evaluate", "--samples", "{dir}"], "taken.png is a folder", "load"),
+    ("evaluate n-per-class huge", ["evaluate", "--n-per-class", "20000"],
+     "200,000 images: at most 100,000 in one run", "load"),
+    ("evaluate seed huge", ["evaluate", "--seed", str(2**63)], "argument --seed: must be a whole number", "load"),
+    ("train-judge out is a folder", ["train-judge", "--out", "{dir}"], "taken.png is a folder", "load"),
+    ("train-judge out .pt", ["train-judge", "--out", "{tmp}/judge.pt"], "must end in .safetensors", "load"),
+]
+
+
+def _one_line_exit_2(capsys, argv):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and err.endswith("\n"), err
+    return err
+
+
+def _forbid_work(monkeypatch, stage):
+    if stage == "load":
+        monkeypatch.setattr(Pipeline, "from_pretrained", classmethod(_forbidden))
+        for module, name in [(fmnist_ldm.train, "train_all"), (fmnist_ldm.metrics, "load_judge"),
+                             (fmnist_ldm.metrics, "train_judge"), (fmnist_ldm.viz, "make_figures")]:
+            monkeypatch.setattr(module, name, _forbidden)
+    monkeypatch.setattr(Pipeline, "_model", _forbidden)          # no UNet call in any case
+
+
+@pytest.mark.parametrize("what,args,needle,stage", SAMPLE_CASES, ids=[c[0] for c in SAMPLE_CASES])
+def test_sample_refuses_in_one_line_before_any_work(monkeypatch, capsys, paths, what, args, needle, stage):
+    _forbid_work(monkeypatch, stage)
+    argv = ["sample", "--model-dir", "{model}", "--out", "{tmp}/s.png", *args]
+    err = _one_line_exit_2(capsys, [a.format(**paths) for a in argv])
+    assert needle in err, err
+
+
+@pytest.mark.parametrize("what,args,needle,stage", OTHER_CASES, ids=[c[0] for c in OTHER_CASES])
+def test_other_commands_refuse_in_one_line_before_any_work(monkeypatch, capsys, paths, what, args, needle, stage):
+    _forbid_work(monkeypatch, stage)
+    err = _one_line_exit_2(capsys, [a.format(**paths) for a in args])
+    assert needle in err, err
+
+
+def test_evaluate_a_junk_samples_file_is_one_line(capsys, tmp_path):
+    (tmp_path / "junk.npz").write_text("junk")
+    assert "is not a readable .npz file" in _one_line_exit_2(capsys, ["evaluate", "--samples", str(tmp_path / "junk.npz")])
+
+
+@pytest.fixture
+def cheap_cli(monkeypatch, cheap_pipe):
+    """`sample` through the cheap pipeline, so that 1,000-step runs take a second."""
+    monkeypatch.setattr(Pipeline, "from_pretrained", classmethod(lambda cls, *a, **k: cheap_pipe))
+
+    def run(capsys, tmp_path, *args):
+        main(["sample", "--class", "Bag", "--n-per-class", "1", "--out", str(tmp_path / "s.npz"), *args])
+        with np.load(tmp_path / "s.npz") as f:
+            assert f["images"].shape == (1, 28, 28)
+        return capsys.readouterr().out
+    return run
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--steps", "1"], "dpmpp2m, 1 steps"),
+    (["--sampler", "ddim", "--steps", "1000"], "ddim, 1000 steps"),
+    pytest.param(["--sampler", "ddim", "--steps", "61"], "ddim, 61 steps", marks=NEEDS_TIMESTEPS_FIX),
+    (["--guidance", "0"], "guidance 0 on 8 of the 20 steps"),     # w = 0: the unconditional output
+    (["--seed", str(2**63 - 1)], "dpmpp2m, 20 steps"),
+])
+def test_sample_accepts_unusual_but_valid_input(cheap_cli, capsys, tmp_path, args, needle):
+    assert needle in cheap_cli(capsys, tmp_path, *args)
 
 
 # --- the Python API --------------------------------------------------------------------------
