@@ -24,7 +24,7 @@ MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
 # (guiding above t = 800 or below 200 costs FID), and 8 of the 20 steps run the UNet twice, not 12.
 DEFAULTS = dict(sampler="dpmpp2m", steps=20, guidance=5.0, guidance_interval=(300, 700))
 SAMPLERS = ("ddpm", "ddim", "dpmpp2m")
-MAX_SEED = 2**63 - 1             # torch takes more, but numpy and most tools stop near here
+MAX_SEED = 2**63 - 1   # torch also maps negative seeds, but elsewhere -1 means "random", which we lack
 
 
 @dataclass
