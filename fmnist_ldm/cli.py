@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import math
+import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from .config import NUM_CLASSES, preset, setup_cpu
 from .data import CLASS_NAMES, DataNotFoundError, parse_class
 from .device import get_device
-from .pipeline import DEFAULTS, MODEL_DIR
+from .pipeline import DEFAULTS, MAX_SEED, MODEL_DIR
 from .weights import WeightsError
 
 
@@ -31,6 +33,16 @@ def _positive_int(s):
     return v
 
 
+def _guidance(s):
+    try:
+        w = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+    if not (math.isfinite(w) and w >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0 (1 = no guidance, 0 = unconditional), not {s}")
+    return w
+
+
 def _interval(s):
     if s.lower() == "none":
         return None
@@ -38,22 +50,104 @@ def _interval(s):
         lo, hi = (int(v) for v in s.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{s!r} is not LO,HI (two timesteps) or 'none'") from None
-    return lo, hi
+    if lo < 0:
+        raise argparse.ArgumentTypeError(f"timesteps start at 0, not {lo}")
+    if lo > hi:
+        raise argparse.ArgumentTypeError(f"LO must not exceed HI, as in 300,700; not {s}")
+    return lo, hi              # HI < the model's T is checked in cmd_sample, once T is known
 
 
-def _check_writable(path: Path, suffixes):
+# sample and evaluate hold every image (and its starting noise) in memory, and a grid is one
+# row per class: beyond these, ask for another run (another --seed) rather than run out of memory.
+# 100,000 is twice the 50,000 images FID is usually computed on.
+MAX_IMAGES = 100_000
+MAX_GRID_PER_CLASS = 100
+
+
+def _check_count(n_per_class, n_classes, out=None):
+    n = n_per_class * n_classes
+    if n > MAX_IMAGES:
+        raise UsageError(f"--n-per-class {n_per_class} makes {n:,} images: at most {MAX_IMAGES:,} in one run "
+                         "(they are all held in memory); for more, run again with another --seed")
+    if out is not None and out.suffix == ".png" and n_per_class > MAX_GRID_PER_CLASS:
+        raise UsageError(f"--n-per-class {n_per_class}: a .png grid takes at most {MAX_GRID_PER_CLASS} per class "
+                         "(one row per class); write .npz for more")
+
+
+def _first_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def _probe(folder: Path, target: Path, flag: str):
+    """os.access says yes to root everywhere (/proc, read-only mounts): make a file to be sure."""
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise UsageError(f"cannot write {target}: {folder} does not accept new files ({e.strerror}); "
+                         f"choose another {flag}") from None
+
+
+def _check_out_file(path: Path, flag: str, suffixes, example: str):
+    """Before any work: a file that can be written, with the right suffix, in an existing folder."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder: give a file name, e.g. {path / example}")
     if path.suffix not in suffixes:
-        raise UsageError(f"--out must end in {' or '.join(suffixes)}, not {path.name!r}")
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        raise UsageError(f"cannot write {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UsageError(f"cannot write {path}: no permission; choose another --out")
+        raise UsageError(f"{flag} must end in {' or '.join(suffixes)}, not {path.name!r}")
+    parent = path.absolute().parent
+    base = _first_existing(parent)
+    if not base.is_dir():
+        raise UsageError(f"cannot write {path}: {base} is a file, not a folder; choose another {flag}")
+    if base != parent:
+        raise UsageError(f"cannot write {path}: folder {parent} does not exist; create it or choose another {flag}")
+    if path.exists():
+        try:
+            open(path, "ab").close()       # appending nothing changes nothing
+        except OSError as e:
+            raise UsageError(f"cannot write {path}: {e.strerror}; choose another {flag}") from None
+    else:
+        _probe(parent, path, flag)
+
+
+def _check_out_dir(path: Path, flag: str):
+    """Before any work: a folder that exists or can be made (the commands create it)."""
+    base = _first_existing(path)
+    if not base.is_dir():
+        what = f"{flag} {path} is a file" if base == path.absolute() else f"cannot make {path}: {base} is a file"
+        raise UsageError(f"{what}, not a folder; choose another {flag}")
+    _probe(base, path, flag)
+
+
+def _check_args(a):
+    """Every path a command will write or read, and every size, checked before it starts work
+    (issue 18): a bad --out used to fail only after the whole sampling or training run."""
+    if getattr(a, "seed", None) is not None and not 0 <= a.seed <= MAX_SEED:
+        raise UsageError(f"argument --seed: must be a whole number from 0 to 2**63 - 1, not {a.seed}")
+    if a.command == "sample":
+        out = Path(a.out)
+        _check_out_file(out, "--out", (".png", ".npz"), "samples.png")
+        _check_count(a.n_per_class, 10 if a.cls == "all" else 1, out)
+    elif a.command == "figures":
+        _check_out_dir(Path(a.out_dir), "--out-dir")
+    elif a.command == "train":
+        _check_out_dir(Path(a.out_dir or preset(a.preset).out_dir), "--out-dir")
+    elif a.command == "train-judge":
+        _check_out_file(Path(a.out), "--out", (".safetensors",), "judge.safetensors")
+    elif a.command == "evaluate" and a.samples:
+        samples = Path(a.samples)
+        if samples.is_dir():
+            raise UsageError(f"--samples {samples} is a folder, not a .npz file from `sample --out FILE.npz`")
+        if not samples.exists():
+            raise UsageError(f"--samples {samples} does not exist: write one with "
+                             "`python -m fmnist_ldm sample --out FILE.npz`")
+    elif a.command == "evaluate":
+        _check_count(a.n_per_class, 10)
 
 
 def cmd_sample(a):
-    out = Path(a.out)
-    _check_writable(out, (".png", ".npz"))
+    out = Path(a.out)                       # checked in _check_args
     try:
         classes = list(range(NUM_CLASSES)) if a.cls == "all" else \
             [NUM_CLASSES] if a.cls in ("none", "uncond", "unconditional") else [parse_class(a.cls)]
@@ -61,6 +155,12 @@ def cmd_sample(a):
         raise UsageError(str(e)) from None
     from .pipeline import Pipeline
     pipe = Pipeline.from_pretrained(a.model_dir, device=a.device)
+    T = pipe.schedule.T                   # known once the model is loaded; checked before sampling
+    if a.steps > T:
+        raise UsageError(f"argument --steps: this model has {T} timesteps, so 1 to {T}, not {a.steps}")
+    if a.guidance_interval and a.guidance_interval[1] >= T:
+        raise UsageError(f"argument --guidance-interval: this model's timesteps are 0 to {T - 1}, "
+                         f"not {a.guidance_interval[0]},{a.guidance_interval[1]}")
     if a.compile:
         pipe.compile()
     labels = [c for c in classes for _ in range(a.n_per_class)]
@@ -74,13 +174,24 @@ def cmd_sample(a):
     else:
         from .viz import save_class_grid
         save_class_grid(s.images, s.labels, out, ncol=a.n_per_class)
-    if classes == [NUM_CLASSES] or a.guidance == 1:             # the null class has nothing to guide towards
-        guided = "no guidance"
+    print(f"wrote {len(labels)} images to {out} ({dt:.1f} s, {len(labels) / dt:.3g} images/s; "
+          f"{_what_ran(a, s, classes)})")
+
+
+def _what_ran(a, s, classes) -> str:
+    """Sampler, steps taken and UNet passes per image, as counted during the run (Samples)."""
+    steps = f"{s.steps} steps"
+    if a.sampler == "ddpm" and a.steps != s.steps:
+        steps += " (ddpm takes every timestep; --steps does not apply)"
+    guided = s.unet_passes - s.steps                     # a guided step runs the UNet twice
+    if guided == 0:
+        why = "unconditional" if classes == [NUM_CLASSES] else "scale 1" if a.guidance == 1 else "outside the interval"
+        how = f"no guidance ({why})"
     else:
         lo_hi = a.guidance_interval
-        guided = f"guidance {a.guidance:g}" + (f" for t in [{lo_hi[0]}, {lo_hi[1]}]" if lo_hi else " at every step")
-    print(f"wrote {len(labels)} images to {out} ({dt:.1f} s, {len(labels) / dt:.0f} images/s; "
-          f"{a.sampler}, {a.steps} steps, {guided})")
+        how = f"guidance {a.guidance:g} on {guided:g} of the {s.steps} steps" + (
+            f", t in [{lo_hi[0]}, {lo_hi[1]}]" if lo_hi else "")
+    return f"{a.sampler}, {steps}, {s.unet_passes:g} UNet passes per image: {how}"
 
 
 def cmd_train(a):
@@ -97,6 +208,11 @@ def cmd_train(a):
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (plus where to look), exit code 2."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # let "--guidance-interval -5,300" reach its check instead of reading as an unknown option
+        self._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-\d+,-?\d+$")
+
     def error(self, message):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
@@ -104,8 +220,6 @@ class OneLineParser(argparse.ArgumentParser):
 def cmd_figures(a):
     from .pipeline import Pipeline
     from .viz import make_figures
-    if Path(a.out_dir).exists():
-        _check_writable(Path(a.out_dir) / "x.png", (".png",))
     written = make_figures(Pipeline.from_pretrained(a.model_dir, device=a.device), a.out_dir, a.seed)
     print(f"wrote {len(written)} files to {a.out_dir}")
 
@@ -132,7 +246,7 @@ def main(argv=None):
     s.add_argument("--n-per-class", type=_positive_int, default=8)
     s.add_argument("--steps", type=_positive_int, default=DEFAULTS["steps"])
     s.add_argument("--sampler", choices=["ddpm", "ddim", "dpmpp2m"], default=DEFAULTS["sampler"])
-    s.add_argument("--guidance", type=float, default=DEFAULTS["guidance"],
+    s.add_argument("--guidance", type=_guidance, default=DEFAULTS["guidance"],
                    help="classifier-free guidance scale (1 = none)")
     s.add_argument("--guidance-interval", type=_interval, default=DEFAULTS["guidance_interval"],
                    help="LO,HI: guide only for timesteps in [LO, HI], or 'none' for every step")
@@ -159,6 +273,7 @@ def main(argv=None):
     setup_cpu(a.threads)
     try:
         a.device = get_device(a.device)
+        _check_args(a)
         a.func(a)
     except (UsageError, WeightsError, DataNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

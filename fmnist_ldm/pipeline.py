@@ -3,12 +3,16 @@ into images, optionally with the whole denoising trajectory. The CLI, the notebo
 benchmarks and the tests all sample through it."""
 from __future__ import annotations
 
+import functools
+import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from .data import to_model_range, to_uint8
+from .data import parse_class, to_model_range, to_uint8
 from .device import PerImageNoise, autocast, describe, get_device, randn
 from .diffusion import NoiseSchedule, guided_denoiser, sample
 from .weights import MODEL_DIR, load_pair
@@ -19,6 +23,8 @@ from .weights import MODEL_DIR, load_pair
 # guidance 5 only for t in [300, 700]: >= 97 % class accuracy at the best FID we measured for it
 # (guiding above t = 800 or below 200 costs FID), and 8 of the 20 steps run the UNet twice, not 12.
 DEFAULTS = dict(sampler="dpmpp2m", steps=20, guidance=5.0, guidance_interval=(300, 700))
+SAMPLERS = ("ddpm", "ddim", "dpmpp2m")
+MAX_SEED = 2**63 - 1   # torch also maps negative seeds, but elsewhere -1 means "random", which we lack
 
 
 @dataclass
@@ -26,9 +32,105 @@ class Samples:
     images: torch.Tensor           # uint8 [N, 28, 28]
     labels: torch.Tensor           # int64 [N]; 10 = unconditional
     trajectory: dict | None = None  # "t", "x" (states) and "x0" (predictions), decoded on request
+    steps: int | None = None        # sampler steps each image took, counted as the run went
+    unet_passes: float | None = None  # UNet evaluations per image, counted; a guided step is 2
+
+
+def _count_unet_passes(generate):
+    """Around Pipeline.generate: log every UNet call (its timestep and batch rows, see _model) and
+    put on the returned Samples what ran, counted rather than computed from the arguments, so
+    that the numbers cannot drift from the samplers: DDPM takes every timestep whatever `steps`
+    says, and a guided step runs the UNet on a doubled batch (conditional and unconditional)."""
+    @functools.wraps(generate)
+    def counted(self, labels, *args, **kwargs):
+        self._unet_log = []
+        try:
+            samples = generate(self, labels, *args, **kwargs)
+        finally:
+            log, self._unet_log = self._unet_log, None
+        # each batch starts at the same first timestep, once, so it counts the batches
+        batches = sum(t == log[0][0] for t, _ in log)
+        samples.steps = len(log) // batches
+        passes = sum(rows for _, rows in log) / len(samples.labels)
+        samples.unet_passes = int(passes) if passes.is_integer() else passes
+        return samples
+    return counted
+
+
+def _check_generate_args(pipe, labels, sampler, steps, guidance, guidance_interval, seed, eta,
+                         batch_size, x_start, t_start) -> torch.Tensor:
+    """generate's arguments, checked before any work: a ValueError that starts with the argument's
+    name and says what it takes, instead of an IndexError from deep inside the UNet, a label 3.7
+    silently truncated to 3, or a NaN guidance scale that turns every image black. Returns the
+    labels as int64, class names (data.parse_class, or 'none') turned into indices."""
+    T, null = pipe.schedule.T, pipe.cfg.num_classes
+
+    def whole(name, v, lo, hi, why=""):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not lo <= v <= hi:
+            span = f">= {lo}" if hi == math.inf else f"from {lo} to {hi}"
+            raise ValueError(f"{name} must be a whole number {span}{why}, not {v!r}")
+
+    def real(name, v, lo, hi, what):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and lo <= v <= hi):
+            raise ValueError(f"{name} must be a number {what}, not {v!r}")
+
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(map(repr, SAMPLERS))}, not {sampler!r}")
+    if t_start is not None:
+        whole("t_start", t_start, 0, T - 1, " (the timestep to start from)")
+    if sampler == "ddpm" or t_start is None:       # DDPM takes every timestep whatever `steps` says
+        whole("steps", steps, 1, T)
+    else:
+        whole("steps", steps, 1, t_start + 1, f" (the timesteps from t_start = {t_start} down)")
+    real("guidance", guidance, 0, math.inf, ">= 0 (1 = no guidance, 0 = the unconditional model)")
+    if guidance_interval is not None:
+        lo_hi = tuple(guidance_interval) if isinstance(guidance_interval, (tuple, list)) else ()
+        if len(lo_hi) != 2 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in lo_hi) \
+                or not 0 <= lo_hi[0] <= lo_hi[1] <= T - 1:
+            raise ValueError(f"guidance_interval must be two whole timesteps LO <= HI in 0..{T - 1} "
+                             f"(or None: guide every step), not {guidance_interval!r}")
+    real("eta", eta, 0, 1, "from 0 (deterministic DDIM) to 1 (as much noise as DDPM)")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be a whole number from 0 to 2**63 - 1, not {seed!r}")
+    whole("batch_size", batch_size, 1, math.inf)
+
+    what = f"classes 0-{null - 1}, {null} (unconditional) or class names such as 'Sneaker'"
+    if isinstance(labels, (torch.Tensor, np.ndarray)):
+        labels = labels.tolist()                   # then each value is checked like a list's
+    if isinstance(labels, (str, numbers.Integral)):
+        labels = [labels]                          # one image
+    try:
+        items = list(labels)
+    except TypeError:
+        raise ValueError(f"labels must be a list of {what}, not {labels!r}") from None
+    if not items:
+        raise ValueError(f"labels is empty: give one class per image ({what})")
+    out = []
+    for v in items:
+        if isinstance(v, torch.Tensor) and v.dim() == 0:
+            v = v.item()
+        if isinstance(v, str):
+            try:
+                v = null if v.strip().lower() in ("none", "unconditional") else parse_class(v)
+            except ValueError as e:
+                raise ValueError(f"labels: {e}") from None
+        elif isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v <= null:
+            raise ValueError(f"labels must be {what}, not {v!r}")
+        out.append(int(v))
+
+    if x_start is not None:
+        shape = (len(out), *pipe.shape)
+        got = f"{x_start.dtype} {tuple(x_start.shape)}" if isinstance(x_start, torch.Tensor) else type(x_start).__name__
+        if not isinstance(x_start, torch.Tensor) or not x_start.is_floating_point() or tuple(x_start.shape) != shape:
+            raise ValueError(f"x_start must be a float tensor of shape {shape}, one state per label, not {got}")
+        if not torch.isfinite(x_start).all():
+            raise ValueError("x_start holds NaN or infinite values")
+    return torch.tensor(out, dtype=torch.long)
 
 
 class Pipeline:
+    _unet_log = None     # [(timestep, rows)] of the UNet calls while generate runs
+
     def __init__(self, unet, cfg, vae=None, device=None):
         self.cfg, self.device = cfg, get_device(device)
         self.schedule = NoiseSchedule(cfg.schedule, cfg.timesteps)
@@ -81,6 +183,7 @@ class Pipeline:
                           for i in range(0, len(images_uint8), batch)])
 
     @torch.no_grad()
+    @_count_unet_passes
     def generate(self, labels, sampler=DEFAULTS["sampler"], steps=DEFAULTS["steps"],
                  guidance=DEFAULTS["guidance"], guidance_interval=DEFAULTS["guidance_interval"],
                  seed: int = 0, eta: float = 0.0, batch_size: int = 250, x_start=None,
@@ -93,6 +196,8 @@ class Pipeline:
         drawn at once on the CPU and then moved, and the noise of stochastic steps (DDPM, DDIM
         with eta > 0) comes from one CPU generator per image (device.PerImageNoise).
         Returns images (uint8), labels and the trajectory on the CPU."""
+        labels = _check_generate_args(self, labels, sampler, steps, guidance, guidance_interval, seed, eta,
+                                      batch_size, x_start, t_start)
         labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
         start = randn((len(labels), *self.shape), seed, torch.device("cpu")) if x_start is None else x_start
         images, trajs = [], []
@@ -118,5 +223,7 @@ class Pipeline:
         return Samples(torch.cat(images), labels, traj)
 
     def _model(self, x, t, y):
+        if self._unet_log is not None:
+            self._unet_log.append((int(t[0]), x.shape[0]))
         with autocast(self.device, self.cfg.bf16):
             return self.unet(x, t, y)

@@ -1,7 +1,14 @@
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+# Test the package of the checkout these tests live in, whatever the working directory and
+# whichever copy of fmnist_ldm is installed (e.g. an editable install of another clone).
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 torch.set_num_threads(int(os.environ.get("FMNIST_THREADS", 0)) or os.cpu_count() or 1)
 
@@ -20,7 +27,14 @@ def tiny_model_dir(tmp_path, tiny_cfg):
     torch.manual_seed(0)
     d = tmp_path / "model"
     save_weights(build_vae(tiny_cfg), d / "vae.safetensors", "vae", tiny_cfg)
-    save_weights(build_unet(tiny_cfg), d / "unet.safetensors", "unet", tiny_cfg)
+    unet = build_unet(tiny_cfg)
+    # A new UNet's output conv is zero (so training starts from "predict 0"): such a model ignores
+    # x, t and the class, and tests sampling with it could not see guidance or a wrong timestep.
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in unet.out[-1].parameters():
+            p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+    save_weights(unet, d / "unet.safetensors", "unet", tiny_cfg)
     return d
 
 
@@ -43,3 +57,20 @@ def source_tree(tmp_path_factory):
     for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "working tree"]):
         subprocess.run(git + cmd, cwd=dest, check=True)
     return dest
+
+
+class CheapUNet(torch.nn.Module):
+    """Stands in for the UNet where only the sampling loop is under test (1,000-step runs): cheap,
+    yet its output depends on x, t and the class."""
+
+    def forward(self, x, t, y):
+        return 0.1 * x + 1e-4 * t.view(-1, 1, 1, 1) + 0.01 * y.view(-1, 1, 1, 1)
+
+
+@pytest.fixture
+def cheap_pipe(tiny_model_dir):
+    """The tiny model's pipeline (its VAE decodes) with CheapUNet in place of its UNet."""
+    from fmnist_ldm.pipeline import Pipeline
+    pipe = Pipeline.from_pretrained(tiny_model_dir)
+    pipe.unet = CheapUNet()
+    return pipe

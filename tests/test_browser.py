@@ -25,17 +25,27 @@ def _free_port():
         return s.getsockname()[1]
 
 
+NOTEBOOK = "notebooks/05_application.ipynb"
+
+
 @pytest.fixture(scope="module")
-def lab():
+def lab(tmp_path_factory):
+    """JupyterLab serving a COPY of notebooks/: JupyterLab saves (autosave too) into the notebook
+    it runs, and the tracked one would end up holding outputs. The kernel imports the package of
+    this checkout (PYTHONPATH), whose pipeline.MODEL_DIR is this checkout's model/."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail("Debian's chromium is missing: .ci/run must apt-get install chromium")
         pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copytree(ROOT / "notebooks", root / "notebooks",
+                    ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints", "__pycache__"))
     port, token = _free_port(), "fmnist-ldm-test"
-    env = {**os.environ, "FMNIST_LDM_MODE": "fast", "JUPYTER_PLATFORM_DIRS": "1"}
+    env = {**os.environ, "FMNIST_LDM_MODE": "fast", "JUPYTER_PLATFORM_DIRS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     proc = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
                              f"--port={port}", f"--IdentityProvider.token={token}", "--allow-root",
-                             f"--ServerApp.root_dir={ROOT}", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+                             f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
@@ -47,9 +57,14 @@ def lab():
     else:
         proc.kill()
         pytest.fail("JupyterLab did not start on 127.0.0.1")
-    yield url, token
+    yield url, token, root
     proc.terminate()
     proc.wait(timeout=30)
+
+
+def _snapshot(folder):
+    """(size, mtime) of every file under folder, to see what a test wrote there."""
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
 
 
 def _wait_for_idle_kernel(url, token, notebook, timeout=180):
@@ -81,15 +96,16 @@ def _run_all_cells(page, tries=3):
 
 
 def test_sliders_redraw_the_picture(lab, tmp_path):
-    url, token = lab
+    url, token, root = lab
+    checkout_before = _snapshot(ROOT / "notebooks")
     with pw.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{url}/lab/tree/notebooks/05_application.ipynb?token={token}")
+        page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
         page.wait_for_selector(".jp-Notebook", timeout=120_000)
-        _wait_for_idle_kernel(url, token, "notebooks/05_application.ipynb")
+        _wait_for_idle_kernel(url, token, NOTEBOOK)
         _run_all_cells(page)
         sliders = page.locator(".widget-slider, .jupyter-widget-slider, .widget-hslider")
         sliders.first.wait_for(timeout=480_000)
@@ -117,4 +133,16 @@ def test_sliders_redraw_the_picture(lab, tmp_path):
                                " return i && i.src !== prev; }", arg=after_class, timeout=120_000)
         assert picture() != after_class and "step 10/20" in caption.first.inner_text()
         page.screenshot(path=str(tmp_path / "lab.png"))
+        # save, as autosave would: the served copy gets the outputs, the checkout's file stays as it was
+        served = root / NOTEBOOK
+        saved_before = served.stat().st_mtime_ns
+        page.keyboard.press("Escape")
+        page.keyboard.press("Control+s")
+        deadline = time.time() + 60
+        while served.stat().st_mtime_ns == saved_before and time.time() < deadline:
+            time.sleep(0.5)
         browser.close()
+    assert any(c.get("outputs") for c in json.loads(served.read_text())["cells"]), "the notebook was not saved"
+    after = _snapshot(ROOT / "notebooks")
+    changed = sorted(str(p.relative_to(ROOT)) for p in after if checkout_before.get(p) != after[p])
+    assert not changed, f"the browser test wrote into the checkout: {changed}"

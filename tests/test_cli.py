@@ -76,7 +76,7 @@ def test_shipped_weights_make_a_labelled_grid(tmp_path):
     """The README's main command, end to end in a fresh process, from the weights in model/."""
     out = tmp_path / "grid.png"
     r = subprocess.run([sys.executable, "-m", "fmnist_ldm", "sample", "--n-per-class", "2", "--out", str(out)],
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, cwd=MODEL_DIR.parent)
     assert r.returncode == 0, r.stderr
     assert out.stat().st_size > 5000 and "wrote 20 images" in r.stdout
 
@@ -89,3 +89,20 @@ def test_sample_at_61_steps(tmp_path, tiny_model_dir, sampler):
           "--sampler", sampler, "--steps", "61", "--out", str(out)])
     with np.load(out) as f:
         assert f["images"].shape == (2, 28, 28)
+
+
+@pytest.mark.parametrize("args,needle", [
+    ([], "dpmpp2m, 20 steps, 28 UNet passes per image: guidance 5 on 8 of the 20 steps, t in [300, 700]"),
+    (["--sampler", "ddpm"], "ddpm, 1000 steps (ddpm takes every timestep; --steps does not apply), "
+                            "1401 UNet passes per image: guidance 5 on 401 of the 1000 steps"),
+    (["--sampler", "ddim", "--steps", "7", "--guidance-interval", "none"],
+     "ddim, 7 steps, 14 UNet passes per image: guidance 5 on 7 of the 7 steps"),
+    (["--class", "none"], "dpmpp2m, 20 steps, 20 UNet passes per image: no guidance (unconditional)"),
+    (["--guidance", "1"], "dpmpp2m, 20 steps, 20 UNet passes per image: no guidance (scale 1)"),
+])
+def test_the_closing_line_says_what_ran(monkeypatch, capsys, tmp_path, cheap_pipe, args, needle):
+    """Steps and UNet passes as counted during the run: DDPM used to be reported as '20 steps'."""
+    monkeypatch.setattr(Pipeline, "from_pretrained", classmethod(lambda cls, *a, **k: cheap_pipe))
+    main(["sample", "--class", "Bag", "--n-per-class", "2", "--out", str(tmp_path / "s.npz"), *args])
+    out = capsys.readouterr().out
+    assert out.startswith("wrote 2 images") and needle in out, out

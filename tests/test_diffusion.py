@@ -224,7 +224,6 @@ def test_trajectory_shapes_and_pixel_space():
     out, traj = sample(denoise, s, x, "dpmpp2m", 5, return_trajectory=True)
     assert out.shape == x.shape and traj["x"].shape == (6, 3, 1, 28, 28) and traj["x0"].shape == (5, 3, 1, 28, 28)
     assert traj["t"] == [999, 799, 599, 399, 199, -1]
-    torch.testing.assert_close(traj["x"][-1], out)
 
 
 def test_guidance_combines_conditional_and_unconditional():

@@ -13,7 +13,10 @@ from fmnist_ldm.data import load_fashion_mnist
 from fmnist_ldm.evaluate import read_samples
 from fmnist_ldm.metrics import (JUDGE_FILE, class_accuracy, fid_infinity, fid_kid, fid_over_n, load_judge,
                                 reconstruction_metrics)
+from fmnist_ldm.pipeline import MODEL_DIR
 from fmnist_ldm.weights import load_model, read_weights
+
+ROOT = MODEL_DIR.parent       # subprocesses run the checkout's package, whatever the cwd
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ def test_fid_bias_falls_with_n_on_real_data(judge, real):
 
 
 def test_shipped_vae_reconstructs(real):
-    vae, cfg = load_model("model/vae.safetensors", "vae")
+    vae, cfg = load_model(MODEL_DIR / "vae.safetensors", "vae")     # not relative to the cwd
     m = reconstruction_metrics(vae, real[1][0][:1000], cfg)
     assert m["psnr"] > 24 and m["ssim"] > 0.9 and m["mse"] < 0.004
 
@@ -104,8 +107,9 @@ def test_sample_then_evaluate_end_to_end(tmp_path):
     cmd = [sys.executable, "-m", "fmnist_ldm"]
     # 520: just above evaluate's floor of 2 x 256 images (below 2,000 it warns on stderr)
     subprocess.run(cmd + ["sample", "--n-per-class", "52", "--out", str(out)], check=True, timeout=300,
-                   capture_output=True)
-    r = subprocess.run(cmd + ["evaluate", "--samples", str(out)], capture_output=True, text=True, timeout=300)
+                   capture_output=True, cwd=ROOT)
+    r = subprocess.run(cmd + ["evaluate", "--samples", str(out)], capture_output=True, text=True, timeout=300,
+                       cwd=ROOT)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert {"fid", "fid_real_baseline", "kid", "accuracy", "per_class_accuracy", "n"} <= set(res)
