@@ -94,16 +94,17 @@ def test_randn_moves_after_drawing():
 
 
 @pytest.mark.parametrize("sampler,eta,steps", [("ddim", 1.0, 6), ("ddpm", 0.0, 1000)])
-def test_stochastic_samplers_do_not_depend_on_the_batch_size(tiny_model_dir, sampler, eta, steps):
+def test_stochastic_samplers_do_not_depend_on_the_batch_size(cheap_pipe, sampler, eta, steps):
     """With DDIM eta = 1 or DDPM, each step adds fresh noise; it is a function of (seed, image
-    index), so batching 4 images as 4, 2+2 or 3+1 gives the same pixels."""
-    pipe = Pipeline.from_pretrained(tiny_model_dir, device="cpu")
+    index), so batching 4 images as 4, 2+2 or 3+1 gives the same pictures. (Up to one grey level:
+    a convolution over 2 images may round differently from one over 4; with one generator for
+    all chunks, pixels moved by up to 185 levels.)"""
     labels = [1, 4, 10, 8]
-    runs = [pipe.generate(labels, sampler=sampler, steps=steps, eta=eta, seed=3, batch_size=b).images
+    runs = [cheap_pipe.generate(labels, sampler=sampler, steps=steps, eta=eta, seed=3, batch_size=b).images.int()
             for b in (4, 2, 3)]
-    assert torch.equal(runs[0], runs[1]) and torch.equal(runs[0], runs[2])
-    other = pipe.generate(labels, sampler=sampler, steps=steps, eta=eta, seed=4).images
-    assert not torch.equal(runs[0], other)
+    assert (runs[0] - runs[1]).abs().max() <= 1 and (runs[0] - runs[2]).abs().max() <= 1
+    other = cheap_pipe.generate(labels, sampler=sampler, steps=steps, eta=eta, seed=4).images.int()
+    assert (runs[0] - other).abs().max() > 50
 
 
 def test_per_image_noise_streams_are_distinct():
