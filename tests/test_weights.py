@@ -170,7 +170,7 @@ def test_train_all_ties_the_unet_to_its_vae(tiny_cfg, monkeypatch):
     images = torch.zeros(8, 28, 28, dtype=torch.uint8)
     monkeypatch.setattr(train, "load_fashion_mnist", lambda split, root: (images, torch.zeros(8, dtype=torch.long)))
     latents = torch.zeros(8, tiny_cfg.latent_channels, 7, 7)
-    monkeypatch.setattr(train, "train_vae", lambda cfg, x, device=None: (build_vae(cfg), {"loss": [1.0], "seconds": 0.0},
+    monkeypatch.setattr(train, "train_vae", lambda cfg, x, device=None: (build_vae(cfg), {"loss": [1.0], "seconds": 0.0, "encode_seconds": 0.0},
                                                             (latents, latents + 1)))
     monkeypatch.setattr(train, "train_unet", lambda cfg, data, device=None: (build_unet(cfg), {"loss": [1.0], "seconds": 0.0}))
     train.train_all(tiny_cfg)
