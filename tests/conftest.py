@@ -13,6 +13,15 @@ sys.path.insert(0, str(ROOT))
 torch.set_num_threads(int(os.environ.get("FMNIST_THREADS", 0)) or os.cpu_count() or 1)
 
 
+def pytest_collection_modifyitems(items):
+    """Run order: unit tests, the notebooks (nbval), then the slow end-to-end runs: each notebook in
+    a simulated Colab, and the browser test last. A failing unit test then shows first, and says
+    more than a notebook or a browser timing out."""
+    rank = lambda item: 3 if item.get_closest_marker("browser") else 2 if item.get_closest_marker("colab") \
+        else 1 if item.path.suffix == ".ipynb" else 0
+    items.sort(key=rank)                 # stable: file order within each group
+
+
 @pytest.fixture
 def tiny_cfg(tmp_path):
     """A config small enough for unit tests (random weights, no data needed)."""
