@@ -102,6 +102,21 @@ class NoiseSchedule:
         return [round(n + i * delta) - 1 for i in range(steps)] + [-1]
 
 
+def noising_path(schedule: NoiseSchedule, x0, keep, generator=None) -> list:
+    """One sample path of the forward process, step by step (Ho et al. eq. 2):
+    x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) eps_t, fresh noise at every t.
+    Returns the states at the timesteps in `keep`, in order. Each has the law q(x_t | x_0) of
+    eq. 4 (q_sample), but together they are one trajectory, where q_sample with one shared noise
+    draw would only slide one fixed image from x0 towards that noise."""
+    keep, out, x = set(int(t) for t in keep), [], x0
+    for t in range(max(keep) + 1):
+        beta = float(schedule.betas[t])
+        x = math.sqrt(1 - beta) * x + math.sqrt(beta) * _noise_like(x, generator)
+        if t in keep:
+            out.append(x)
+    return out
+
+
 def training_loss(model, schedule: NoiseSchedule, x0, y, prediction: str, p_uncond: float,
                   num_classes: int, generator=None, min_snr_gamma: float | None = None):
     """Ho et al. Algorithm 1 with label dropout: with probability p_uncond the class becomes the

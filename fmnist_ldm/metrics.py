@@ -1,6 +1,7 @@
 """Judging images: a Fashion-MNIST classifier (the "judge"), FID and KID in its penultimate
-feature space (torchmetrics, with the judge as a custom feature extractor), class accuracy of
-class-conditional samples, and the VAE's reconstruction MSE / PSNR / SSIM.
+feature space (torchmetrics, with the judge as a custom feature extractor), precision / recall
+and density / coverage in the same space, class accuracy of class-conditional samples, and the
+VAE's reconstruction MSE / PSNR / SSIM.
 
 FID is biased by the sample count n, so every FID is reported beside the real-vs-real
 baseline: real train images against real test images, at the same n."""
@@ -109,8 +110,10 @@ def class_accuracy(judge, images_uint8, labels) -> dict:
     return {"accuracy": round(hit.mean().item(), 4), "per_class_accuracy": per_class}
 
 
-def fid_kid(real_uint8, fake_uint8, judge) -> dict:
-    """FID (Heusel et al. 2017) and KID (Binkowski et al. 2018) in the judge's feature space."""
+def fid_kid(real_uint8, fake_uint8, judge, seed: int = 0) -> dict:
+    """FID (Heusel et al. 2017) and KID (Binkowski et al. 2018) in the judge's feature space.
+    KID is the mean (and std) over 10 random subsets; `seed` fixes them, so the same images give
+    the same KID on every run (without touching the caller's global RNG)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
     feats = JudgeFeatures(judge)
@@ -128,9 +131,45 @@ def fid_kid(real_uint8, fake_uint8, judge) -> dict:
             metric.update(real_uint8[i:i + 2000].to(device), real=True)
         for i in range(0, len(fake_uint8), 2000):
             metric.update(fake_uint8[i:i + 2000].to(device), real=False)
-    kid_mean, kid_std = kid.compute()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)                  # torchmetrics draws KID's subsets from the global CPU RNG
+        kid_mean, kid_std = kid.compute()
     return {"fid": round(fid.compute().item(), 4), "kid": round(kid_mean.item(), 6),
             "kid_std": round(kid_std.item(), 6)}
+
+
+@torch.no_grad()
+def judge_features(judge, images_uint8, batch: int = 2000) -> torch.Tensor:
+    """The judge's 256 penultimate features of uint8 images (the space FID, KID and
+    precision/recall are computed in), float32 on the CPU."""
+    feats = JudgeFeatures(judge)
+    return torch.cat([feats(images_uint8[i:i + batch]).float().cpu() for i in range(0, len(images_uint8), batch)])
+
+
+def precision_recall(real_features, fake_features, k: int = 5) -> dict:
+    """Fidelity and variety as two numbers, from k-nearest-neighbour balls in a feature space.
+
+    Each point's ball reaches its k-th nearest neighbour in its own set (Kynkaenniemi et al. 2019):
+      precision = share of fake points inside some real ball  (do samples look real?)
+      recall    = share of real points inside some fake ball  (is every kind of real image made?)
+    and two from the real balls only, which a few outlying samples sway less (Naeem et al. 2020):
+      density   = mean over fake points of (number of real balls holding it) / k  (about 1 if alike)
+      coverage  = share of real points whose ball holds at least one fake point.
+    Two identical sets score precision = recall = coverage = 1 and density = 1 + 1/k (each point
+    sits in its own ball too). The radii shrink as n grows, so compare scores at equal n."""
+    real, fake = real_features.float(), fake_features.float()
+
+    def radii(x):                            # distance of each point to its k-th neighbour (itself excluded)
+        return torch.cdist(x, x).kthvalue(k + 1, dim=1).values
+
+    r_real, r_fake = radii(real), radii(fake)
+    d = torch.cdist(fake, real)                                  # [n_fake, n_real]
+    in_real_ball = d <= r_real[None, :]                          # fake j inside real ball i
+    in_fake_ball = d <= r_fake[:, None]                          # real i inside fake ball j
+    return {"precision": in_real_ball.any(1).float().mean().item(),
+            "recall": in_fake_ball.any(0).float().mean().item(),
+            "density": (in_real_ball.sum(1).float() / k).mean().item(),
+            "coverage": in_real_ball.any(0).float().mean().item()}
 
 
 def fid_over_n(real_uint8, fake_uint8, judge, ns) -> list[float]:

@@ -132,8 +132,16 @@ class VAE(nn.Module):
 
 
 class PatchDiscriminator(nn.Module):
-    """Scores each 7x7 patch of a 28x28 image real or decoded (PatchGAN, Isola et al. 2017): the
-    adversarial half of the first-stage loss of Esser et al. 2021 and Rombach et al. 2022."""
+    """A 7x7 grid of real-or-decoded logits for a 28x28 image (PatchGAN, Isola et al. 2017): the
+    adversarial half of the first-stage loss of Esser et al. 2021 and Rombach et al. 2022.
+
+    The logits do not judge separate 7x7 patches. Through the convolutions alone (kernels 4, 4,
+    3, 3 at strides 2, 2, 1, 1) each logit sees a 26x26 window, 4 + 3*2 + 2*4 + 2*4 = 26, which
+    the zero padding cuts to 15x15 real pixels at the corners; neighbouring windows overlap by
+    22 pixels. And each GroupNorm normalises with statistics of the whole image, so every logit
+    depends, weakly, on all 784 pixels (the gradient check in tests/test_receptive_field.py).
+    What the grid adds over one logit is 49 overlapping, nearly image-sized views, each with its
+    own position in the hinge loss."""
 
     def __init__(self, c: int = 64):
         super().__init__()
@@ -141,7 +149,7 @@ class PatchDiscriminator(nn.Module):
         self.net = nn.Sequential(nn.Conv2d(1, c, 4, 2, 1), act,                     # 28 -> 14
                                  nn.Conv2d(c, 2 * c, 4, 2, 1), norm(2 * c), act,    # 14 -> 7
                                  nn.Conv2d(2 * c, 2 * c, 3, 1, 1), norm(2 * c), act,
-                                 nn.Conv2d(2 * c, 1, 3, 1, 1))                      # one logit per patch
+                                 nn.Conv2d(2 * c, 1, 3, 1, 1))                      # 7x7 logits
 
     def forward(self, x):
         return self.net(x)

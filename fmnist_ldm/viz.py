@@ -8,6 +8,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .data import CLASS_NAMES
+from .diffusion import noising_path
 
 
 def tile(images: torch.Tensor, ncol: int, pad: int = 2, scale: int = 2) -> np.ndarray:
@@ -41,24 +42,43 @@ def save_class_grid(images, labels, path, ncol: int, scale: int = 2) -> None:
 
 
 def forward_reverse_frames(pipe, label: int, seed: int = 0, steps: int = 20, frames_each_way: int = 20):
-    """Frames (uint8 [F,28,28]) of clean -> noise -> clean for one class. The first garment is
-    sampled; it is noised by the forward process q(x_t | x_0) with one fixed noise draw; the return
-    leg is a real reverse run (DPM-Solver++ from that pure noise), so it ends in a new garment."""
+    """Frames of clean -> noise -> clean for one class, with a caption (direction and t) for each.
+
+    The first garment is sampled. The forward leg is one true noising trajectory, step by step
+    (diffusion.noising_path: z_t = sqrt(1 - beta_t) z_{t-1} + sqrt(beta_t) eps_t, fresh noise at
+    every t), shown at `frames_each_way` - 1 of its timesteps after the clean frame. The return
+    leg is a real reverse run (DPM-Solver++, `steps` steps) from where the forward leg ended, so
+    it ends in a new garment. Every frame is a latent decoded by the VAE: the noisy frames are
+    what the decoder draws from a noisy latent (it only knows how to draw garments, so they look
+    like fragments of clothing), not the noise itself.
+    Returns (uint8 [frames_each_way + steps, 28, 28], list of captions)."""
     first = pipe.generate([label], steps=steps, seed=seed, return_trajectory=True)
     z0 = first.trajectory["x"][-1]
-    noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(seed + 1))
-    ts = torch.linspace(0, pipe.schedule.T - 1, frames_each_way).long()
-    fwd = torch.cat([pipe.schedule.q_sample(z0, t.view(1), noise) for t in ts])
-    back = pipe.generate([label], steps=steps, seed=seed, x_start=fwd[-1:], return_trajectory=True)
-    states = torch.cat([fwd, back.trajectory["x"][1:, 0]])
+    shown = torch.linspace(0, pipe.schedule.T - 1, frames_each_way)[1:].round().long().tolist()
+    fwd = noising_path(pipe.schedule, z0, shown, torch.Generator().manual_seed(seed + 1))
+    captions = ["clean"] + [f"noising  t = {t}" for t in shown]
+    back = pipe.generate([label], steps=steps, seed=seed, x_start=fwd[-1], return_trajectory=True)
+    captions += [f"denoising  t = {t}" if t >= 0 else "new garment" for t in back.trajectory["t"][1:]]
+    states = torch.cat([z0, *fwd, back.trajectory["x"][1:, 0]])
     from .data import to_uint8
-    return to_uint8(pipe.decode(states))
+    return to_uint8(pipe.decode(states)), captions
 
 
-def save_gif(frames_uint8, path, fps: int = 10, scale: int = 4, hold: int = 8) -> None:
-    """Write frames as a looping GIF (imageio), each frame enlarged, the end frames held longer."""
+def save_gif(frames_uint8, path, fps: int = 10, scale: int = 6, hold: int = 8, captions=None) -> None:
+    """Write frames as a looping GIF (imageio), each frame enlarged `scale`x, the end frames held
+    longer; with `captions` (one string per frame) each frame gets its caption below it."""
     import imageio.v3 as iio
     frames = [np.kron(f, np.ones((scale, scale), np.uint8)) for f in np.asarray(frames_uint8)]
+    if captions is not None:
+        font = ImageFont.load_default(size=max(10, 2 * scale + 2))
+        strip = 2 * scale + 10
+        captioned = []
+        for f, text in zip(frames, captions, strict=True):
+            canvas = Image.new("L", (f.shape[1], f.shape[0] + strip), 255)
+            canvas.paste(Image.fromarray(f), (0, 0))
+            ImageDraw.Draw(canvas).text((4, f.shape[0] + 3), text, fill=0, font=font)
+            captioned.append(np.asarray(canvas))
+        frames = captioned
     frames = [frames[0]] * hold + frames + [frames[-1]] * hold
     iio.imwrite(Path(path), np.stack(frames), duration=1000 / fps, loop=0)
 
@@ -113,7 +133,7 @@ def denoising_path_figure(pipe, label: int, real_latents, real_labels, path, see
 
 def make_figures(pipe, out_dir, seed: int = 0) -> list[Path]:
     """Everything in assets/: generated_samples.png (10 classes x 10), a clean -> noise -> clean
-    GIF per class, and a denoising-path figure per class."""
+    GIF per class (each frame captioned with its t), and a denoising-path figure per class."""
     from .data import load_fashion_mnist, to_model_range
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,7 +144,8 @@ def make_figures(pipe, out_dir, seed: int = 0) -> list[Path]:
     written = [out / "generated_samples.png"]
     for c, name in enumerate(CLASS_NAMES):
         slug = name.lower().replace("/", "-").replace(" ", "-")
-        save_gif(forward_reverse_frames(pipe, c, seed=seed + c), out / f"diffusion_{slug}.gif")
+        frames, captions = forward_reverse_frames(pipe, c, seed=seed + c)
+        save_gif(frames, out / f"diffusion_{slug}.gif", captions=captions)
         denoising_path_figure(pipe, c, latents, test_y[:3000], out / f"denoising_path_{slug}.png", seed=seed + c)
         written += [out / f"diffusion_{slug}.gif", out / f"denoising_path_{slug}.png"]
     return written

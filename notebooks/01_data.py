@@ -104,3 +104,19 @@ a2.set_xticks(classes, CLASS_NAMES, rotation=45, ha="right")
 a2.set(title="mean brightness per class", ylabel="mean pixel (0..255)")
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# ## What we learned
+# - Fashion-MNIST is 70,000 grey 28×28 garments in 10 balanced classes; `fmnist_ldm.data` finds the
+#   files and never invents data.
+# - Most pixels are background (0); the models see pixels scaled to [−1, 1].
+# - T-shirt/top, pullover, coat and shirt share one silhouette: they will be the hard classes for
+#   the generator and for the classifier that judges it (notebook 06).
+# - A class average is blurry: a model that predicts the average of what it cannot tell apart
+#   draws blur. Keep that picture in mind for notebooks 02 and 05.
+#
+# ## Check your understanding
+# 1. Why is the average sandal so faint next to the average trouser? (Hint: thin straps, in a
+#    different place in every image.)
+# 2. A generator that outputs the class-average image for every sample would get the class right.
+#    What would be wrong with it, and which kind of score would catch it?

@@ -56,19 +56,28 @@ unet = pipe.unet
 # $\mathrm{emb}(t) = [\cos(t\,\omega_i), \sin(t\,\omega_i)]$ with $\omega_i = 10000^{-i/(d/2)}$:
 # fast frequencies tell nearby timesteps apart, slow ones give the coarse position.
 # An MLP turns it into the vector every residual block adds to its features.
-# (In the image on the left the top rows oscillate faster than one pixel per timestep, so they
-# show a moiré pattern; the curves on the right show the real shapes of four dimensions.)
+#
+# A word on drawing it. The left image has 1,000 columns, one per timestep, but is drawn a few
+# hundred screen pixels wide. Drawn naively (nearest-neighbour: one column picked per pixel), the
+# fastest rows, whose period is 2π ≈ 6 timesteps, i.e. a few pixels, would show slow stripes that
+# are not in the data (aliasing, a moiré). So it is drawn with antialiasing, which averages the
+# columns that share a pixel: the fastest rows fade towards their mean instead. The middle panel
+# zooms in on the first 100 timesteps, where every timestep gets several pixels and those rows
+# are resolved. The arcs across the rows are real: each row's period is 10000^(1/24) ≈ 1.47 times
+# the one above, so neighbouring rows fall in and out of phase.
 
 # %%
 emb = timestep_embedding(torch.arange(1000), 48)
-fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 3.5), gridspec_kw={"width_ratios": [3, 2]})
-im = a1.imshow(emb.T, aspect="auto", cmap="RdBu_r", interpolation="nearest")
+fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 3.5), gridspec_kw={"width_ratios": [3, 1.6, 2]})
+im = a1.imshow(emb.T, aspect="auto", cmap="RdBu_r", interpolation="antialiased")
 a1.set(xlabel="timestep t", ylabel="embedding dimension",
        title="sinusoidal timestep embedding (cos half on top, sin half below)")
-fig.colorbar(im, ax=a1)
+a2.imshow(emb[:100].T, aspect="auto", cmap="RdBu_r", interpolation="nearest", extent=(-0.5, 99.5, 47.5, -0.5))
+a2.set(xlabel="timestep t", title="zoom: t < 100")
+fig.colorbar(im, ax=a2)
 for d in (6, 10, 14, 18):
-    a2.plot(emb[:, d], label=f"dim {d}: period {2 * torch.pi / 10000 ** (-d / 24):.0f} steps")
-a2.set(xlabel="timestep t", title="four cos dimensions, fast to slow"); a2.legend(fontsize=8, loc="lower left")
+    a3.plot(emb[:, d], label=f"dim {d}: period {2 * torch.pi / 10000 ** (-d / 24):.0f} steps")
+a3.set(xlabel="timestep t", title="four cos dimensions, fast to slow"); a3.legend(fontsize=8, loc="lower left")
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
@@ -101,9 +110,11 @@ print(f"{'total':12s} {sum(p.numel() for p in unet.parameters()):>9,}")
 # Each class owns 4 learned tokens (and the null class, used for guidance, owns 4 more).
 # Cross-attention lets every position of the 4×4 feature map decide how much to read from
 # each token: softmax over **one** token would always be 1 — a constant bias — so a single
-# token would not really be attention. Below: for a real sneaker's latent noised to t = 300,
-# how much each of the 16 positions attends to each of the 4 tokens (averaged over heads) in the
-# first cross-attention.
+# token would not really be attention. The attention has 4 heads, each with its own queries and
+# keys, so each head makes its own choice. Below: for a real sneaker's latent noised to t = 300,
+# the weights of each head (rows) on each of the 4 tokens (columns) at each of the 16 positions,
+# in the first cross-attention. White is 1/4, what uniform attention over 4 tokens would give;
+# red is more, blue less.
 #
 # The class also takes a second, plainer route: a class embedding added to the timestep embedding,
 # so it shifts the channels of every residual block, the 7×7 ones too (which have no attention). SDXL
@@ -111,30 +122,88 @@ print(f"{'total':12s} {sum(p.numel() for p in unet.parameters()):>9,}")
 # than with cross-attention alone at the same training budget (model card, "What moved FID").
 
 # %%
+from matplotlib.colors import TwoSlopeNorm
 levels = [m for m in unet.modules() if isinstance(m, Level) and m.xattn is not None]
-seen = {}
-hook = levels[0].register_forward_hook(lambda m, i, o: seen.update(x=o))
-hook_in = levels[0].xattn.register_forward_pre_hook(lambda m, args: seen.update(inp=args[0]))
 test_x, test_y = load_fashion_mnist("test", cfg.data_dir)
+
+@torch.no_grad()
+def cross_attention(image, c, t, level=levels[0]):
+    """Attention weights [heads, 16 positions, 4 tokens] of one cross-attention layer, for an
+    image's latent noised to timestep t, with class c as the prompt."""
+    seen = {}
+    hook = level.xattn.register_forward_pre_hook(lambda m, args: seen.update(inp=args[0]))
+    noise = torch.randn(1, 4, 7, 7, generator=torch.Generator().manual_seed(0))
+    z_t = pipe.schedule.q_sample(pipe.encode(to_model_range(image)), torch.tensor([t]), noise)
+    unet(z_t, torch.tensor([t]), torch.tensor([c]))
+    hook.remove()
+    context = unet.class_emb(torch.tensor([c])).unflatten(-1, (unet.class_tokens, -1))
+    return level.xattn.weights(seen["inp"], context)[0], z_t
+
 sneaker = test_x[test_y == 7][:1]
-t = torch.tensor([300])
-noise = torch.randn(1, *pipe.cfg.sample_shape, generator=torch.Generator().manual_seed(0))
-z_t = pipe.schedule.q_sample(pipe.encode(to_model_range(sneaker)), t, noise)   # scaled latent at t
-y = torch.tensor([7])
-with torch.no_grad():
-    unet(z_t, t, y)
-    context = unet.class_emb(y).unflatten(-1, (unet.class_tokens, -1))
-    w = levels[0].xattn.weights(seen["inp"], context)[0].mean(0)        # [16 positions, 4 tokens]
-hook.remove(); hook_in.remove()
-fig, axes = plt.subplots(1, 6, figsize=(14, 2.8))
-axes[0].imshow(sneaker[0], cmap="gray"); axes[0].set_title("the sneaker")
-axes[1].imshow(pipe.decode(z_t)[0, 0], cmap="gray"); axes[1].set_title("noised, t = 300")
-for k, ax in enumerate(axes[2:]):
-    im = ax.imshow(w[:, k].reshape(4, 4), vmin=0, vmax=1, cmap="viridis")
-    ax.set_title(f"token {k}")
-for ax in axes:
-    ax.axis("off")
-fig.colorbar(im, ax=axes[2:], shrink=0.8)
-fig.suptitle(f"attention to the '{CLASS_NAMES[7]}' tokens at each 4×4 position")
+w, z_t = cross_attention(sneaker, 7, 300)
+fig = plt.figure(figsize=(12, 5.2))
+grid = fig.add_gridspec(4, 7, width_ratios=[1.4, 1.4, 0.3, 1, 1, 1, 1], hspace=0.3)
+for r, (img, title) in enumerate(((sneaker[0], "the sneaker"), (pipe.decode(z_t)[0, 0], "noised, t = 300"))):
+    ax = fig.add_subplot(grid[2 * r:2 * r + 2, 0:2]); ax.imshow(img, cmap="gray"); ax.set_title(title); ax.axis("off")
+norm = TwoSlopeNorm(vmin=0, vcenter=0.25, vmax=1)       # white = uniform over the 4 tokens
+for h in range(w.shape[0]):
+    for k in range(w.shape[2]):
+        ax = fig.add_subplot(grid[h, 3 + k])
+        im = ax.imshow(w[h, :, k].reshape(4, 4), cmap="RdBu_r", norm=norm)
+        ax.set_xticks([]); ax.set_yticks([])
+        if h == 0: ax.set_title(f"token {k}", fontsize=9)
+        if k == 0: ax.set_ylabel(f"head {h}", fontsize=9)
+fig.colorbar(im, ax=fig.axes[2:], shrink=0.8, label="attention weight", ticks=[0, 0.25, 0.5, 0.75, 1])
+fig.suptitle(f"cross-attention to the '{CLASS_NAMES[7]}' tokens, per head, at each 4×4 position")
 plt.show()
-print("Each position's weights sum to 1:", torch.allclose(w.sum(1), torch.ones(16)))
+print("Each position's weights sum to 1 in every head:", torch.allclose(w.sum(-1), torch.ones(4, 16)))
+print(f"one head's weights range from {w.min():.2f} to {w.max():.2f}; "
+      f"averaged over the 4 heads, from {w.mean(0).min():.2f} to {w.mean(0).max():.2f}")
+
+# %% [markdown]
+# Each head is far from uniform: at a given position it reads mostly one or two tokens, and which
+# ones changes across the 4×4 map. Averaged over the heads, though, the weights sit near 1/4
+# (printed above): the heads prefer different tokens and their preferences cancel in the mean. So
+# look at attention per head; a head-averaged map can look uniform while every head is sharp.
+# Where a map *is* uniform, the layer adds the average of the class's value vectors: the same
+# class-dependent shift at every position, like the plainer route above.
+#
+# The same for other garments and noise levels (the first cross-attention layer, each image with its
+# own class as the prompt): how far each head is from uniform, as the share of its weight it would
+# have to move to become uniform (total variation distance, 0 = uniform, 0.75 = all on one token),
+# averaged over positions.
+
+# %%
+ts = [50, 300, 600, 900, 999]
+fig, ax = plt.subplots(figsize=(8, 3.2))
+for c, color in ((0, "C0"), (7, "C1"), (9, "C2")):
+    image = test_x[test_y == c][:1]
+    ws = torch.stack([cross_attention(image, c, t)[0] for t in ts])          # [t, heads, positions, tokens]
+    per_head = (ws - 0.25).abs().sum(-1).mean(-1).mean(-1) / 2               # each head, then their mean
+    averaged = (ws.mean(1) - 0.25).abs().sum(-1).mean(-1) / 2                # the head-averaged map
+    ax.plot(ts, per_head, "o-", color=color, label=f"{CLASS_NAMES[c]}: one head (mean of 4)")
+    ax.plot(ts, averaged, "o:", color=color, label=f"{CLASS_NAMES[c]}: heads averaged first")
+ax.set(xlabel="t", ylabel="distance from uniform", ylim=(0, 0.75), title="how sharp the cross-attention is")
+ax.legend(fontsize=7, ncol=2); plt.show()
+
+# %% [markdown]
+# At every noise level and for all three garments, a single head puts roughly a quarter to a
+# third of its weight away from uniform; averaging the heads first leaves about a tenth. How sharp
+# the attention is barely depends on t.
+
+# %% [markdown]
+# ## What we learned
+# - The UNet takes $(z_t, t, y)$: the timestep enters as a sinusoidal embedding through an MLP, the
+#   class through cross-attention to 4 learned tokens and through the same embedding.
+# - It goes 7×7 → 4×4 → 7×7 with skip connections; the odd 7 is handled by cropping after upsampling.
+# - An image drawn with fewer screen pixels than data columns can show patterns that are not in
+#   the data (aliasing): filter, or zoom in, before reading fine structure.
+# - Attention heads each choose their own tokens; averaging heads hides it.
+#
+# ## Check your understanding
+# 1. Why does a single class token make cross-attention pointless, and what would the layer
+#    compute instead?
+# 2. Dimension 0 of the timestep embedding has a period of about 6 timesteps. Which part of the
+#    network's job needs such a fast frequency, and which the slow ones?
+# 3. If every head's attention were exactly uniform, could the network still tell a sneaker from a
+#    boot through this layer? Through the UNet as a whole?

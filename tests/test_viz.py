@@ -2,6 +2,7 @@ import imageio.v3 as iio
 import torch
 from PIL import Image
 
+from fmnist_ldm.diffusion import NoiseSchedule, noising_path
 from fmnist_ldm.pipeline import Pipeline
 from fmnist_ldm.viz import denoising_path_figure, forward_reverse_frames, save_class_grid, save_gif
 
@@ -12,11 +13,35 @@ def test_grid_gif_and_path_figure(tmp_path, tiny_model_dir):
     save_class_grid(s.images, s.labels, tmp_path / "g.png", ncol=2)
     assert Image.open(tmp_path / "g.png").size[1] == 2 * (28 * 2 + 2) + 2
 
-    frames = forward_reverse_frames(pipe, 3, steps=4, frames_each_way=5)
+    frames, captions = forward_reverse_frames(pipe, 3, steps=4, frames_each_way=5)
     assert frames.shape == (5 + 4, 28, 28) and frames.dtype == torch.uint8
-    save_gif(frames, tmp_path / "a.gif", hold=2)
-    assert iio.imread(tmp_path / "a.gif").shape[0] >= 9      # held frames may merge into longer ones
+    # clean, four noising frames up to t = T-1, then the reverse run's four states, t on each
+    assert captions == ["clean", "noising  t = 250", "noising  t = 500", "noising  t = 749",
+                        "noising  t = 999", "denoising  t = 749", "denoising  t = 499",
+                        "denoising  t = 249", "new garment"]
+    save_gif(frames, tmp_path / "a.gif", hold=2, captions=captions)
+    gif = iio.imread(tmp_path / "a.gif")
+    assert gif.shape[0] >= 9                                  # held frames may merge into longer ones
+    assert gif.shape[1] > 28 * 6 and gif.shape[2] == 28 * 6   # 6x frames with a caption strip below
+    save_gif(frames, tmp_path / "b.gif", hold=2, scale=4)     # without captions: the bare frames
+    assert iio.imread(tmp_path / "b.gif").shape[1:3] == (112, 112)
 
     latents = pipe.encode(torch.rand(50, 1, 28, 28) * 2 - 1)
     denoising_path_figure(pipe, 7, latents, torch.arange(50) % 10, tmp_path / "p.png", steps=4, columns=4)
     assert Image.open(tmp_path / "p.png").size[0] > 400
+
+
+def test_noising_path_is_one_trajectory_with_the_marginals_of_q():
+    sched = NoiseSchedule("cosine")
+    x0 = torch.full((20000, 1), 0.8, dtype=torch.float64)
+    path = noising_path(sched, x0, [100, 101, 500], torch.Generator().manual_seed(0))
+    for t, xt in zip((100, 101, 500), path):                 # q(x_t | x_0) = N(sqrt(abar) x0, 1 - abar)
+        a = sched.abar_at(t)
+        assert abs(xt.mean().item() - a ** 0.5 * 0.8) < 0.02
+        assert abs(xt.var().item() - (1 - a)) < 0.03
+    # one Markov path: x_500 = sqrt(abar_500 / abar_100) x_100 + fresh noise, so its correlation
+    # with x_100 is below 1 (one shared noise draw, as q_sample would use, makes it exactly 1)
+    a100, a500 = sched.abar_at(100), sched.abar_at(500)
+    expected = ((a500 / a100) * (1 - a100) / (1 - a500)) ** 0.5
+    corr = torch.corrcoef(torch.stack([path[0][:, 0], path[2][:, 0]]))[0, 1].item()
+    assert abs(corr - expected) < 0.02 and expected < 0.5
