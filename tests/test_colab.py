@@ -18,11 +18,13 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 pytestmark = pytest.mark.colab
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def colab(tmp_path_factory, source_tree):
     """(environment, kernel name) of a Colab-like kernel: a fresh venv that sees this venv's
     packages through a path entry (so their .pth files, including the editable install of
-    fmnist_ldm, are not run), plus a stub google.colab."""
+    fmnist_ldm, are not run), plus a stub google.colab. A new one for each notebook, as Colab
+    gives each notebook its own runtime: the first notebook's `pip install -e` must not let the
+    next one skip its own setup."""
     base = tmp_path_factory.mktemp("colab")
     kenv = base / "kenv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(kenv)], check=True)
