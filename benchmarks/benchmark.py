@@ -142,7 +142,7 @@ def cmd_n_sweep(a):
     reconstructions of 10,000 train images), scored on nested subsets of growing n; FID_inf is
     the FID extrapolated to n = inf by a straight line in 1/n (Chong & Forsyth 2020)."""
     from fmnist_ldm.data import load_fashion_mnist
-    from fmnist_ldm.metrics import fid_infinity, fid_over_n
+    from fmnist_ldm.metrics import fid_infinity, fid_over_n, judge_features
     pipe, judge = load(a)
     ns, n_max = [1000, 2000, 5000, 10000], 10000        # the test split has 10,000 images
     g = torch.Generator().manual_seed(0)
@@ -152,6 +152,7 @@ def cmd_n_sweep(a):
     sets = {"samples (defaults)": s.images[torch.randperm(n_max, generator=g)],
             "VAE reconstructions": pipe.reconstruct(train),
             "real train (baseline)": train}
+    test = judge_features(judge, test)                   # the judge runs once per set, not once per n
     fids = {name: fid_over_n(test, imgs, judge, ns) for name, imgs in sets.items()}
     for name, f in fids.items():
         print(json.dumps({"set": name, "n": ns, "fid": f}), flush=True)

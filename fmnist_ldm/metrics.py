@@ -44,23 +44,6 @@ class Judge(nn.Module):
         return self.head(self.body(x))
 
 
-class JudgeFeatures(nn.Module):
-    """uint8 [N,28,28] -> judge features in float64: the custom extractor torchmetrics calls."""
-
-    num_features = Judge.num_features
-
-    def __init__(self, judge: Judge):
-        super().__init__()
-        self.judge = judge.eval()
-
-    @torch.no_grad()
-    def forward(self, images_uint8):
-        if images_uint8.dim() == 4:                      # torchmetrics' probe passes [1,C,H,W]
-            images_uint8 = images_uint8[:, 0]
-        device = next(self.judge.parameters()).device
-        return self.judge.features(to_model_range(images_uint8.to(device, torch.uint8))).double()
-
-
 def train_judge(epochs: int = 8, seed: int = 0, data_dir=None, batch_size: int = 128, device=None):
     """Adam (AdamW without weight decay) with a one-cycle learning rate peaking at 3e-3 (Smith &
     Topin 2019), on the real training set with random shifts of up to 2 pixels, through the
@@ -110,27 +93,42 @@ def class_accuracy(judge, images_uint8, labels) -> dict:
     return {"accuracy": round(hit.mean().item(), 4), "per_class_accuracy": per_class}
 
 
-def fid_kid(real_uint8, fake_uint8, judge, seed: int = 0) -> dict:
+class _GivenFeatures(nn.Module):
+    """The 'extractor' for features already computed: torchmetrics gets them as they are."""
+
+    num_features = Judge.num_features
+
+    def forward(self, features):
+        return features.double()
+
+
+def _as_features(images_or_features, judge):
+    x = torch.as_tensor(images_or_features)
+    if x.is_floating_point() and x.dim() == 2:
+        return x.double().cpu()
+    if judge is None:
+        raise ValueError("fid_kid: uint8 images need the judge (fid_kid(real, fake, judge)); "
+                         "or pass judge features from metrics.judge_features")
+    return judge_features(judge, x)
+
+
+def fid_kid(real, fake, judge=None, seed: int = 0) -> dict:
     """FID (Heusel et al. 2017) and KID (Binkowski et al. 2018) in the judge's feature space.
-    KID is the mean (and std) over 10 random subsets; `seed` fixes them, so the same images give
-    the same KID on every run (without touching the caller's global RNG)."""
+    real, fake: uint8 images [N,28,28] (then pass the judge), or their judge features [N,256]
+    from judge_features, so that many sets can be scored against one real set, and one set at
+    several n, without running the judge again. KID is the mean (and std) over 10 random
+    subsets; `seed` fixes them, so the same images give the same KID on every run (without
+    touching the caller's global RNG). The statistics are float64 sums on the CPU."""
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
-    feats = JudgeFeatures(judge)
-    n = min(len(real_uint8), len(fake_uint8))
-    fid = FrechetInceptionDistance(feature=feats, input_img_size=(1, 28, 28))
+    real, fake = _as_features(real, judge), _as_features(fake, judge)
+    fid = FrechetInceptionDistance(feature=_GivenFeatures())
     with warnings.catch_warnings():          # its note that it keeps all features: 256 per image, fine here
         warnings.filterwarnings("ignore", "Metric `Kernel Inception Distance` will save all extracted features")
-        kid = KernelInceptionDistance(feature=feats, subsets=10, subset_size=min(1000, n))
-    # the statistics (float64 sums) live on the judge's device; MPS has no float64, so there the
-    # metrics, and with them the judge they hold, move to the CPU
-    device = next(judge.parameters()).device
-    device = device if device.type != "mps" else torch.device("cpu")
-    for metric in (fid.to(device), kid.to(device)):
-        for i in range(0, len(real_uint8), 2000):
-            metric.update(real_uint8[i:i + 2000].to(device), real=True)
-        for i in range(0, len(fake_uint8), 2000):
-            metric.update(fake_uint8[i:i + 2000].to(device), real=False)
+        kid = KernelInceptionDistance(feature=_GivenFeatures(), subsets=10, subset_size=min(1000, len(real), len(fake)))
+    for metric in (fid, kid):
+        metric.update(real, real=True)
+        metric.update(fake, real=False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)                  # torchmetrics draws KID's subsets from the global CPU RNG
         kid_mean, kid_std = kid.compute()
@@ -141,9 +139,12 @@ def fid_kid(real_uint8, fake_uint8, judge, seed: int = 0) -> dict:
 @torch.no_grad()
 def judge_features(judge, images_uint8, batch: int = 2000) -> torch.Tensor:
     """The judge's 256 penultimate features of uint8 images (the space FID, KID and
-    precision/recall are computed in), float32 on the CPU."""
-    feats = JudgeFeatures(judge)
-    return torch.cat([feats(images_uint8[i:i + batch]).float().cpu() for i in range(0, len(images_uint8), batch)])
+    precision/recall are computed in), float64 on the CPU."""
+    judge, images_uint8 = judge.eval(), torch.as_tensor(images_uint8)
+    device = next(judge.parameters()).device
+    # float32 on the device (MPS has no float64), float64 for the statistics on the CPU
+    return torch.cat([judge.features(to_model_range(images_uint8[i:i + batch].to(device, torch.uint8))).float().cpu()
+                      for i in range(0, len(images_uint8), batch)]).double()
 
 
 def precision_recall(real_features, fake_features, k: int = 5) -> dict:
@@ -172,9 +173,11 @@ def precision_recall(real_features, fake_features, k: int = 5) -> dict:
             "coverage": in_real_ball.any(0).float().mean().item()}
 
 
-def fid_over_n(real_uint8, fake_uint8, judge, ns) -> list[float]:
-    """FID of the first n images of each (already shuffled) set, for each n in ns."""
-    return [fid_kid(real_uint8[:n], fake_uint8[:n], judge)["fid"] for n in ns]
+def fid_over_n(real, fake, judge=None, ns=(500, 1000, 2000, 5000)) -> list[float]:
+    """FID of the first n of each (already shuffled) set, for each n in ns: images with the
+    judge, or judge features (then each set goes through the judge once, not once per n)."""
+    real, fake = _as_features(real, judge), _as_features(fake, judge)
+    return [fid_kid(real[:n], fake[:n])["fid"] for n in ns]
 
 
 def fid_infinity(ns, fids) -> float:
@@ -202,6 +205,7 @@ def evaluate_samples(images_uint8, labels, judge=None, data_dir=None, seed: int 
     test = test_x[torch.randperm(len(test_x), generator=gen)[:n]]
     fake = images_uint8[torch.randperm(len(images_uint8), generator=gen)[:n]]
     real = train_x[torch.randperm(len(train_x), generator=gen)[:n]]
+    test = judge_features(judge, test)                   # once, for both comparisons
     out = {"n": n, **fid_kid(test, fake, judge)}
     base = fid_kid(test, real, judge)
     out.update(fid_real_baseline=base["fid"], kid_real_baseline=base["kid"],

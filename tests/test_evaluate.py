@@ -61,6 +61,20 @@ def test_fid_kid_itself_still_works_at_small_n():
     assert np.isfinite(r["fid"]) and np.isfinite(r["kid"])
 
 
+def test_scores_from_judge_features_equal_scores_from_images():
+    """06 and the benchmarks run the judge once per set and score the features: same numbers."""
+    images, _ = _noise(300)
+    judge = metrics.load_judge()
+    real, fake = images[:150], images[150:]
+    from_images = metrics.fid_kid(real, fake, judge)
+    feats = metrics.judge_features(judge, real), metrics.judge_features(judge, fake)
+    assert feats[0].shape == (150, 256) and feats[0].dtype == torch.float64
+    assert metrics.fid_kid(*feats) == from_images
+    assert metrics.fid_over_n(*feats, ns=[100, 150]) == metrics.fid_over_n(real, fake, judge, ns=[100, 150])
+    with pytest.raises(ValueError, match="need the judge"):
+        metrics.fid_kid(real, fake)
+
+
 def test_cli_refuses_a_small_samples_file_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["evaluate", "--samples", str(_npz(tmp_path / "s.npz", 2))])
