@@ -106,6 +106,56 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# ## Your turn
+# Write each function below where it says so, then run its cell: the checker compares it with
+# the library's own implementation on a few inputs and says what is wrong if it is. The
+# solution is in the hidden cell under each exercise (click to show it); it runs, and is checked, too.
+
+# %% [markdown]
+# **Exercise 1: Scale to what the models see.** The models never see bytes: they take floats in $[-1, 1]$ with a channel axis,
+# $x = \text{pixel} / 127.5 - 1$, shaped `[N, 1, 28, 28]`. Write it.
+
+# %%
+from fmnist_ldm.exercises import check_to_model_range
+
+def my_to_model_range(images):
+    """uint8 [N, 28, 28] in 0..255 -> float [N, 1, 28, 28] in [-1, 1]."""
+    raise NotImplementedError   # your code here
+
+check_to_model_range(my_to_model_range)
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+#@title Solution (hidden in Jupyter and Colab: click to show)
+def to_model_range(images):
+    """uint8 [N, 28, 28] in 0..255 -> float [N, 1, 28, 28] in [-1, 1]."""
+    return (images.float() / 127.5 - 1).unsqueeze(1)
+
+
+assert check_to_model_range(to_model_range)
+
+# %% [markdown]
+# **Exercise 2: The class averages.** Write the mean image of each class, as in the figure of class averages above: for each
+# class $c$, the average over the images with label $c$, pixel values kept in 0..255.
+
+# %%
+from fmnist_ldm.exercises import check_class_means
+
+def my_class_means(images, labels):
+    """uint8 [N, 28, 28], labels [N] -> float [10, 28, 28], one mean image per class."""
+    raise NotImplementedError   # your code here
+
+check_class_means(my_class_means)
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+#@title Solution (hidden in Jupyter and Colab: click to show)
+def class_means(images, labels):
+    """uint8 [N, 28, 28], labels [N] -> float [10, 28, 28], one mean image per class."""
+    return torch.stack([images[labels == c].float().mean(0) for c in range(10)])
+
+
+assert check_class_means(class_means)
+
+# %% [markdown]
 # ## What we learned
 # - Fashion-MNIST is 70,000 grey 28×28 garments in 10 balanced classes; `fmnist_ldm.data` finds the
 #   files and never invents data.

@@ -230,6 +230,59 @@ print(f"latent std {mean.std():.3f}  ->  scale {scale:.3f}  ->  scaled std {(mea
       "(3,000 test latents)")
 
 # %% [markdown]
+# ## Your turn
+# Write each function below where it says so, then run its cell: the checker compares it with
+# the library's own implementation on a few inputs and says what is wrong if it is. The
+# solution is in the hidden cell under each exercise (click to show it); it runs, and is checked, too.
+
+# %% [markdown]
+# **Exercise 1: The reparameterisation trick.** The encoder gives a mean $\mu$ and a log-variance $\log\sigma^2$ per latent entry. Sampling
+# $z \sim \mathcal N(\mu, \sigma^2)$ directly would block the gradient; instead draw
+# $\varepsilon \sim \mathcal N(0, I)$ and compute $z = \mu + \sigma\,\varepsilon$ with $\sigma = e^{\frac12 \log\sigma^2}$,
+# which is differentiable in $\mu$ and $\sigma$.
+
+# %%
+from fmnist_ldm.exercises import check_reparameterize
+
+def my_reparameterize(mean, logvar, eps):
+    """z = mu + sigma * eps, all [B, C, 7, 7]."""
+    raise NotImplementedError   # your code here
+
+check_reparameterize(my_reparameterize)
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+#@title Solution (hidden in Jupyter and Colab: click to show)
+def reparameterize(mean, logvar, eps):
+    """z = mu + sigma * eps, all [B, C, 7, 7]."""
+    return mean + torch.exp(0.5 * logvar) * eps
+
+
+assert check_reparameterize(reparameterize)
+
+# %% [markdown]
+# **Exercise 2: The KL term.** The VAE's loss pulls each latent distribution towards $\mathcal N(0, I)$ with
+# $\mathrm{KL} = \tfrac12 \sum (\mu^2 + \sigma^2 - 1 - \log\sigma^2)$, summed over the latent entries of an
+# image and averaged over the batch (`VAE.kl`).
+
+# %%
+from fmnist_ldm.exercises import check_kl
+
+def my_kl(mean, logvar):
+    """KL(N(mean, exp(logvar)) || N(0, I)): summed per image, averaged over the batch."""
+    raise NotImplementedError   # your code here
+
+check_kl(my_kl)
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+#@title Solution (hidden in Jupyter and Colab: click to show)
+def kl(mean, logvar):
+    """KL(N(mean, exp(logvar)) || N(0, I)): summed per image, averaged over the batch."""
+    return (0.5 * (mean**2 + logvar.exp() - 1 - logvar)).sum(dim=(1, 2, 3)).mean()
+
+
+assert check_kl(kl)
+
+# %% [markdown]
 # ## What we learned
 # - A VAE squeezes each 28×28 image into 4×7×7 = 196 numbers and decodes it back; the KL term keeps
 #   that latent space smooth enough to sample and to walk in.

@@ -41,6 +41,7 @@ if importlib.util.find_spec("fmnist_ldm") is None:
 
 # %%
 import matplotlib.pyplot as plt
+import math
 import torch
 from fmnist_ldm.notebook import notebook_preset
 from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist, to_model_range
@@ -190,6 +191,63 @@ ax.legend(fontsize=7, ncol=2); plt.show()
 # At every noise level and for all three garments, a single head puts roughly a quarter to a
 # third of its weight away from uniform; averaging the heads first leaves about a tenth. How sharp
 # the attention is barely depends on t.
+
+# %% [markdown]
+# ## Your turn
+# Write each function below where it says so, then run its cell: the checker compares it with
+# the library's own implementation on a few inputs and says what is wrong if it is. The
+# solution is in the hidden cell under each exercise (click to show it); it runs, and is checked, too.
+
+# %% [markdown]
+# **Exercise 1: The timestep embedding.** The UNet learns what to do at each noise level from $t$, turned into `dim` numbers: with
+# $h = \text{dim}/2$ frequencies $\omega_i = 10000^{-i/h}$, $i = 0..h-1$, the embedding is
+# $[\cos(t\,\omega_0), …, \cos(t\,\omega_{h-1}), \sin(t\,\omega_0), …, \sin(t\,\omega_{h-1})]$.
+
+# %%
+from fmnist_ldm.exercises import check_timestep_embedding
+
+def my_timestep_embedding(t, dim):
+    """t: int [N] -> float [N, dim], the cosines first, then the sines."""
+    raise NotImplementedError   # your code here
+
+check_timestep_embedding(my_timestep_embedding)
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+#@title Solution (hidden in Jupyter and Colab: click to show)
+def timestep_embedding(t, dim):
+    """t: int [N] -> float [N, dim], the cosines first, then the sines."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000) * torch.arange(half) / half)   # 10000^(-i/half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([args.cos(), args.sin()], dim=-1)
+
+
+assert check_timestep_embedding(timestep_embedding)
+
+# %% [markdown]
+# **Exercise 2: Attention.** Each query reads from the keys in proportion to how well they match:
+# $\mathrm{softmax}(Q K^\top / \sqrt d)\, V$, the softmax over the keys, $d$ the size of one head.
+# (In the UNet's cross-attention the queries are the 16 positions of the 4×4 map and the keys the
+# class's 4 tokens.)
+
+# %%
+from fmnist_ldm.exercises import check_attention
+
+def my_attention(q, k, v):
+    """q [B, heads, N, d], k and v [B, heads, M, d] -> [B, heads, N, d]."""
+    raise NotImplementedError   # your code here
+
+check_attention(my_attention)
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+#@title Solution (hidden in Jupyter and Colab: click to show)
+def attention(q, k, v):
+    """q [B, heads, N, d], k and v [B, heads, M, d] -> [B, heads, N, d]."""
+    weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
+    return weights @ v
+
+
+assert check_attention(attention)
 
 # %% [markdown]
 # ## What we learned

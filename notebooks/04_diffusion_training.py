@@ -440,6 +440,85 @@ for space, channels, attn in (("latent", ucfg.unet_channels, ucfg.unet_attention
           f"{(time.perf_counter() - t0) / 3 * 1000:.0f} ms per training step of 128")
 
 # %% [markdown]
+# ## Your turn
+# Write each function below where it says so, then run its cell: the checker compares it with
+# the library's own implementation on a few inputs and says what is wrong if it is. The
+# solution is in the hidden cell under each exercise (click to show it); it runs, and is checked, too.
+
+# %% [markdown]
+# **Exercise 1: The cosine schedule.** Write $\bar\alpha_t$ of the cosine schedule (Nichol & Dhariwal 2021, eq. 17) for $t = 0..T-1$:
+# $f(t) = \cos^2\!\big(\frac{t/T + s}{1 + s}\cdot\frac{\pi}{2}\big)$ with $s = 0.008$, and
+# $\bar\alpha_t = f(t+1)/f(0)$: here $t = 0$ is the first noising step, so it already has a little
+# noise.
+
+# %%
+from fmnist_ldm.exercises import check_cosine_abar
+
+def my_cosine_abar(T):
+    """abar_t for t = 0..T-1, a tensor [T]."""
+    raise NotImplementedError   # your code here
+
+check_cosine_abar(my_cosine_abar)
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+#@title Solution (hidden in Jupyter and Colab: click to show)
+def cosine_abar(T):
+    """abar_t for t = 0..T-1, a tensor [T]."""
+    f = lambda t: torch.cos((t / T + 0.008) / 1.008 * math.pi / 2) ** 2
+    return f(torch.arange(1, T + 1, dtype=torch.float64)) / f(torch.tensor(0.0, dtype=torch.float64))
+
+
+assert check_cosine_abar(cosine_abar)
+
+# %% [markdown]
+# **Exercise 2: Noising in one jump.** $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$ (Ho et al. eq. 4), for a batch
+# with one $t$ per image: pick each image's $\bar\alpha_t$ from the table and shape it to broadcast
+# over its channels and pixels.
+
+# %%
+from fmnist_ldm.exercises import check_q_sample
+
+def my_q_sample(x0, t, noise, abar):
+    """x0, noise [B, C, H, W]; t int [B]; abar [T] -> x_t [B, C, H, W]."""
+    raise NotImplementedError   # your code here
+
+check_q_sample(my_q_sample)
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+#@title Solution (hidden in Jupyter and Colab: click to show)
+def q_sample(x0, t, noise, abar):
+    """x0, noise [B, C, H, W]; t int [B]; abar [T] -> x_t [B, C, H, W]."""
+    a = abar[t].view(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
+assert check_q_sample(q_sample)
+
+# %% [markdown]
+# **Exercise 3: From v to the clean image and the noise.** The UNet predicts $v = \alpha\,\varepsilon - \sigma\,x_0$ with $\alpha = \sqrt{\bar\alpha_t}$, $\sigma = \sqrt{1-\bar\alpha_t}$,
+# and $x_t = \alpha x_0 + \sigma\varepsilon$. Since $\alpha^2 + \sigma^2 = 1$, the two invert to
+# $\hat x_0 = \alpha x_t - \sigma v$ and $\hat\varepsilon = \sigma x_t + \alpha v$: every sampler needs both.
+
+# %%
+from fmnist_ldm.exercises import check_v_to_x0_eps
+
+def my_v_to_x0_eps(v, x_t, abar_t):
+    """v, x_t [B, C, H, W]; abar_t [B, 1, 1, 1] -> (x0_hat, eps_hat)."""
+    raise NotImplementedError   # your code here
+
+check_v_to_x0_eps(my_v_to_x0_eps)
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+#@title Solution (hidden in Jupyter and Colab: click to show)
+def v_to_x0_eps(v, x_t, abar_t):
+    """v, x_t [B, C, H, W]; abar_t [B, 1, 1, 1] -> (x0_hat, eps_hat)."""
+    alpha, sigma = abar_t.sqrt(), (1 - abar_t).sqrt()
+    return alpha * x_t - sigma * v, sigma * x_t + alpha * v
+
+
+assert check_v_to_x0_eps(v_to_x0_eps)
+
+# %% [markdown]
 # ## What we learned
 # - The forward process has a closed form, $q(z_t \mid z_0)$, so training needs no simulation: pick a
 #   t, add the right amount of noise, ask the network for $v$.

@@ -41,6 +41,7 @@ if importlib.util.find_spec("fmnist_ldm") is None:
 # %%
 import time
 import matplotlib.pyplot as plt
+import math
 import torch
 from IPython.display import Image as ShowImage, display
 from tqdm.auto import tqdm
@@ -241,6 +242,58 @@ os.makedirs("runs", exist_ok=True)
 frames, captions = forward_reverse_frames(pipe, 9, seed=7)
 save_gif(frames, "runs/ankle_boot.gif", captions=captions)
 display(ShowImage(filename="runs/ankle_boot.gif"))
+
+# %% [markdown]
+# ## Your turn
+# Write each function below where it says so, then run its cell: the checker compares it with
+# the library's own implementation on a few inputs and says what is wrong if it is. The
+# solution is in the hidden cell under each exercise (click to show it); it runs, and is checked, too.
+
+# %% [markdown]
+# **Exercise 1: Classifier-free guidance.** One guided step runs the UNet twice, with the class and with the null class, and combines the
+# two outputs: $\hat v = v_\varnothing + w\,(v_y - v_\varnothing)$. At $w = 1$ it is the plain conditional
+# output; larger $w$ moves further in the class's direction.
+
+# %%
+from fmnist_ldm.exercises import check_cfg
+
+def my_cfg(out_uncond, out_cond, w):
+    """The guided output, same shape as the inputs."""
+    raise NotImplementedError   # your code here
+
+check_cfg(my_cfg)
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+#@title Solution (hidden in Jupyter and Colab: click to show)
+def cfg(out_uncond, out_cond, w):
+    """The guided output, same shape as the inputs."""
+    return out_uncond + w * (out_cond - out_uncond)
+
+
+assert check_cfg(cfg)
+
+# %% [markdown]
+# **Exercise 2: One DDIM step.** Deterministic DDIM (η = 0, Song et al. 2021 eq. 12) takes the model's guesses $\hat x_0$ and
+# $\hat\varepsilon$ at the current step and puts them back together at the next, lower noise level:
+# $x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t'}}\,\hat\varepsilon$.
+
+# %%
+from fmnist_ldm.exercises import check_ddim_step
+
+def my_ddim_step(x0_hat, eps_hat, abar_next):
+    """x0_hat, eps_hat [B, C, H, W]; abar_next a float -> the state at the next step."""
+    raise NotImplementedError   # your code here
+
+check_ddim_step(my_ddim_step)
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+#@title Solution (hidden in Jupyter and Colab: click to show)
+def ddim_step(x0_hat, eps_hat, abar_next):
+    """x0_hat, eps_hat [B, C, H, W]; abar_next a float -> the state at the next step."""
+    return math.sqrt(abar_next) * x0_hat + math.sqrt(1 - abar_next) * eps_hat
+
+
+assert check_ddim_step(ddim_step)
 
 # %% [markdown]
 # ## What we learned

@@ -263,6 +263,61 @@ ax.set_title(f"against {N:,} real test images, k = 5"); plt.show()
 # ```
 
 # %% [markdown]
+# ## Your turn
+# Write each function below where it says so, then run its cell: the checker compares it with
+# the library's own implementation on a few inputs and says what is wrong if it is. The
+# solution is in the hidden cell under each exercise (click to show it); it runs, and is checked, too.
+
+# %% [markdown]
+# **Exercise 1: The Fréchet distance.** FID is the Fréchet distance between two Gaussians fitted to the features:
+# $\lVert\mu_1-\mu_2\rVert^2 + \operatorname{Tr}\big(\Sigma_1+\Sigma_2-2(\Sigma_1\Sigma_2)^{1/2}\big)$. The trace of the
+# matrix square root is the sum of the square roots of the eigenvalues of $\Sigma_1\Sigma_2$
+# (`torch.linalg.eigvals`, real parts).
+
+# %%
+from fmnist_ldm.exercises import check_frechet_distance
+
+def my_frechet_distance(mu1, sigma1, mu2, sigma2):
+    """Means [D] and covariances [D, D], float64 -> a number."""
+    raise NotImplementedError   # your code here
+
+check_frechet_distance(my_frechet_distance)
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+#@title Solution (hidden in Jupyter and Colab: click to show)
+def frechet_distance(mu1, sigma1, mu2, sigma2):
+    """Means [D] and covariances [D, D], float64 -> a number."""
+    root_trace = torch.linalg.eigvals(sigma1 @ sigma2).sqrt().real.sum()
+    return ((mu1 - mu2) ** 2).sum() + torch.trace(sigma1) + torch.trace(sigma2) - 2 * root_trace
+
+
+assert check_frechet_distance(frechet_distance)
+
+# %% [markdown]
+# **Exercise 2: Precision.** Precision is the share of samples that fall inside at least one real image's ball, the ball
+# reaching that real image's $k$-th nearest real neighbour (itself not counted). `torch.cdist` gives
+# all pairwise distances, `kthvalue` the $k$-th smallest.
+
+# %%
+from fmnist_ldm.exercises import check_precision
+
+def my_precision(real, fake, k):
+    """real [N, D], fake [M, D] features -> a number in [0, 1]."""
+    raise NotImplementedError   # your code here
+
+check_precision(my_precision)
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+#@title Solution (hidden in Jupyter and Colab: click to show)
+def precision(real, fake, k):
+    """real [N, D], fake [M, D] features -> a number in [0, 1]."""
+    radius = torch.cdist(real, real).kthvalue(k + 1, dim=1).values      # k + 1: each point is its own nearest
+    return (torch.cdist(fake, real) <= radius[None, :]).any(dim=1).float().mean()
+
+
+assert check_precision(precision)
+
+# %% [markdown]
 # ## What we learned
 # - Scores need a judge that knows the data: here a Fashion-MNIST classifier, whose features FID,
 #   KID and precision/recall are computed in, and whose verdicts give class accuracy.

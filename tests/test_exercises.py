@@ -92,3 +92,23 @@ def test_a_shape_mismatch_says_both_shapes(capsys):
     ex.check_cfg(lambda u, c, w: (u + w * (c - u))[0])
     out = capsys.readouterr().out
     assert "shape (4, 7, 7), expected (3, 4, 7, 7)" in out
+
+
+def test_each_notebook_has_two_to_four_exercises_each_with_a_checked_hidden_solution():
+    """The notebooks' side: a stub the student fills in, calling its checker, then a hidden
+    solution cell that asserts the same checker (so nbval runs every solution through it)."""
+    from pathlib import Path
+    import jupytext
+    used = set()
+    for path in sorted(Path(__file__).resolve().parent.parent.glob("notebooks/0*.ipynb")):
+        code = [c for c in jupytext.read(path).cells if c.cell_type == "code"]
+        stubs = [c for c in code if "raise NotImplementedError" in c.source and "check_" in c.source]
+        solutions = [c for c in code if "solution" in c.metadata.get("tags", [])]
+        assert 2 <= len(stubs) <= 4, f"{path.name}: {len(stubs)} exercises"
+        assert len(solutions) == len(stubs), path.name
+        for stub, sol in zip(stubs, solutions):
+            check = next(w for w in stub.source.split() if w.startswith("check_") and "(" not in w)
+            assert f"assert {check}(" in sol.source, f"{path.name}: the solution to {check} is not checked"
+            assert sol.metadata.get("jupyter", {}).get("source_hidden") and sol.metadata.get("cellView") == "form"
+            used.add(check)
+    assert used == set(ex.__all__), f"checkers no notebook uses: {set(ex.__all__) - used}"
