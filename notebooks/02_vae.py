@@ -147,10 +147,10 @@ for i, j in ((3, 3), (0, 0)):
 # (16/32/64 channels instead of 32/64/128) and trained 1 epoch instead of 5, and only the shipped
 # one had the 2 adversarial epochs. So this comparison does not isolate the adversary. The
 # shipped VAE's decoder from before its adversarial stage is not kept, so this notebook cannot
-# show that isolated comparison; the model card measured it on the same frozen encoder and
+# show that isolated comparison; `benchmarks/README.md` measured it on the same frozen encoder and
 # latents: reconstructions' FID 3.24 for the first decoder, 3.14 after 2 more epochs of L1 + MSE
 # alone, and 1.56 after 2 epochs with the adversary (pixel MSE 0.00211, 0.00205 and 0.00247: the
-# sharper decoder is slightly *worse* by MSE; model card, "What moved FID").
+# sharper decoder is slightly *worse* by MSE; `benchmarks/README.md`, "What moved FID").
 
 # %%
 from fmnist_ldm.pipeline import MODEL_DIR
@@ -287,7 +287,7 @@ assert check_kl(kl)
 # - A VAE squeezes each 28×28 image into 4×7×7 = 196 numbers and decodes it back; the KL term keeps
 #   that latent space smooth enough to sample and to walk in.
 # - Pixel losses alone make the decoder draw blurry averages; an adversary sharpens it (FID of the
-#   reconstructions 3.24 → 1.56 in the model card) at a small cost in pixel MSE, with the encoder
+#   reconstructions 3.24 → 1.56 in `benchmarks/README.md`) at a small cost in pixel MSE, with the encoder
 #   frozen so the latents do not move.
 # - The "patch" discriminator's 7×7 logits each see a 26×26 window, and through GroupNorm the whole
 #   image: check a receptive field by gradient rather than by name.

@@ -120,7 +120,7 @@ print(f"{'total':12s} {sum(p.numel() for p in unet.parameters()):>9,}")
 # The class also takes a second, plainer route: a class embedding added to the timestep embedding,
 # so it shifts the channels of every residual block, the 7×7 ones too (which have no attention). SDXL
 # does the same with a pooled text embedding. With both routes the shipped UNet scored a lower FID
-# than with cross-attention alone at the same training budget (model card, "What moved FID").
+# than with cross-attention alone at the same training budget (`benchmarks/README.md`, "What moved FID next").
 
 # %%
 from matplotlib.colors import TwoSlopeNorm

@@ -204,7 +204,7 @@ display(W.VBox([W.HBox([cls_menu, step_slider]), W.HBox([guide_slider, seed_box]
 # is sharp in 10–20. Same starting noise, same classes (one column per class). The stochastic
 # samplers add fresh noise at every step, so they land on different garments; the deterministic
 # ones follow nearly the same path and agree with each other. (Measured on 5,000 samples in the
-# model card: DDIM with $\eta = 1$ scores FID 3.71, 3.06, 2.66 and 2.58 at 20, 50, 100 and 200 steps,
+# `benchmarks/README.md`: DDIM with $\eta = 1$ scores FID 3.71, 3.06, 2.66 and 2.58 at 20, 50, 100 and 200 steps,
 # against 2.38 for DPM-Solver++ at 20: stochastic sampling works with few steps, but needs more of
 # them for the same quality.) A forward hook on the UNet counts its calls, which is what a step
 # costs; the DDPM row makes 1000 of them, so it has a progress bar.
