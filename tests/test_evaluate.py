@@ -49,6 +49,7 @@ def test_evaluate_samples_warns_below_the_recommended_n(monkeypatch):
     fake = {"fid": 2.0, "kid": 0.01, "kid_std": 0.001}
     monkeypatch.setattr(metrics, "fid_kid", lambda real, fakes, judge: fake)      # the warning, not FID, is tested
     monkeypatch.setattr(metrics, "class_accuracy", lambda *a: {"accuracy": 1.0})
+    monkeypatch.setattr(metrics, "judge_features", lambda judge, images: images)
     with pytest.warns(FewSamplesWarning):
         out = metrics.evaluate_samples(*_noise(600), judge=object())
     assert out["n"] == 600
