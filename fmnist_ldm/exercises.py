@@ -68,7 +68,7 @@ def _grade(title: str, attempt: Callable, expected, mistakes=(), rtol=1e-4, atol
         if g.shape != e.shape:
             print(f"✗ {title}: shape {tuple(g.shape)}, expected {tuple(e.shape)}.")
             return False
-    worst = max(float((torch.as_tensor(g).double() - torch.as_tensor(e).double()).abs().max()) for g, e in pairs)
+    worst = max(float((g.double() - e.double()).abs().max()) for g, e in pairs)
     print(f"✗ {title}: the shape is right but the values differ (largest difference {worst:.3g}). "
           "Compare your line with the equation above it.")
     return False
@@ -89,7 +89,6 @@ def check_to_model_range(fn) -> bool:
     return _grade("to_model_range", lambda: fn(x.clone()), to_model_range(x), [
         ((f / 255)[:, None], "that is [0, 1]; the models see [-1, 1]: x / 127.5 - 1."),
         ((f / 127.5 - 1), "the values are right, but the models take a channel axis: [N, 1, 28, 28] (unsqueeze(1))."),
-        ((f / 255 * 2 - 1), "the values are right, but the models take a channel axis: [N, 1, 28, 28] (unsqueeze(1))."),
         ((1 - f / 127.5)[:, None], "the sign is flipped: 0 must map to -1 and 255 to +1."),
     ])
 
@@ -148,10 +147,10 @@ def check_timestep_embedding(fn) -> bool:
     half = dim // 2
     freqs = torch.exp(-math.log(10_000) * torch.arange(half) / half)
     args = t.float()[:, None] * freqs
+    slow = t.float()[:, None] * torch.exp(-math.log(10_000) * torch.arange(half) / dim)   # exponent over dim
     return _grade("timestep embedding", lambda: fn(t.clone(), dim), timestep_embedding(t, dim), [
         (torch.cat([args.sin(), args.cos()], -1), "sin and cos are swapped: [cos | sin]."),
-        (torch.cat([(t.float()[:, None] * torch.exp(-math.log(10_000) * torch.arange(half) / dim)).cos(),
-                    (t.float()[:, None] * torch.exp(-math.log(10_000) * torch.arange(half) / dim)).sin()], -1),
+        (torch.cat([slow.cos(), slow.sin()], -1),
          "the exponent divides by dim; it divides by half = dim // 2, so the slowest frequency is 1/10000."),
         (torch.stack([args.cos(), args.sin()], -1).flatten(1), "cos and sin are interleaved; the library puts all cosines first, then all sines."),
     ])
@@ -196,7 +195,7 @@ def check_q_sample(fn) -> bool:
     g = _gen(5)
     x0, noise = torch.randn(4, 4, 7, 7, generator=g), torch.randn(4, 4, 7, 7, generator=g)
     t = torch.tensor([0, 300, 700, 999])
-    a = sched.alphas_cumprod.float()[t].view(-1, 1, 1, 1)
+    a = sched.abar(t, x0)                                   # abar_t per image, [4, 1, 1, 1]
     return _grade("q_sample", lambda: fn(x0.clone(), t.clone(), noise.clone(), sched.alphas_cumprod.float().clone()),
                   sched.q_sample(x0, t, noise), [
         (a * x0 + (1 - a) * noise, "the square roots are missing: sqrt(abar_t) x0 + sqrt(1 - abar_t) noise."),
@@ -212,7 +211,7 @@ def check_v_to_x0_eps(fn) -> bool:
     g = _gen(6)
     v, x_t = torch.randn(4, 4, 7, 7, generator=g), torch.randn(4, 4, 7, 7, generator=g)
     t = torch.tensor([10, 300, 700, 990])
-    a = sched.alphas_cumprod.float()[t].view(-1, 1, 1, 1)
+    a = sched.abar(t, v)
     al, si = a.sqrt(), (1 - a).sqrt()
     return _grade("v -> (x0, eps)", lambda: fn(v.clone(), x_t.clone(), a.clone()), sched.split(v, x_t, t, "v"), [
         ((si * x_t + al * v, al * x_t - si * v), "x0 and eps are swapped: return (x0, eps)."),
