@@ -1,4 +1,4 @@
-"""python -m fmnist_ldm train | sample | evaluate | train-judge | figures
+"""python -m fmnist_ldm train | sample | distill | evaluate | train-judge | figures
 
 Bad input ends with one line `error: ...` saying what to do, and exit code 2."""
 from __future__ import annotations
@@ -15,7 +15,9 @@ from pathlib import Path
 from .config import NUM_CLASSES, preset, setup_cpu
 from .data import CLASS_NAMES, DataNotFoundError, parse_class
 from .device import get_device
-from .pipeline import DEFAULTS, MAX_SEED, MODEL_DIR
+from .pipeline import DEFAULTS, MAX_SEED, MODEL_DIR, SAMPLERS
+
+STUDENT_STEPS = 4          # the distilled sampler's default: the step count it is benchmarked at
 from .weights import WeightsError
 
 
@@ -45,7 +47,7 @@ def _guidance(s):
 
 def _interval(s):
     if s.lower() == "none":
-        return None
+        return "none"             # every step; None stays "not given" until _check_args
     try:
         lo, hi = (int(v) for v in s.split(","))
     except ValueError:
@@ -126,6 +128,16 @@ def _check_args(a):
     if getattr(a, "seed", None) is not None and not 0 <= a.seed <= MAX_SEED:
         raise UsageError(f"argument --seed: must be a whole number from 0 to 2**63 - 1, not {a.seed}")
     if a.command == "sample":
+        if a.sampler == "distilled" and (a.guidance is not None or a.guidance_interval is not None):
+            raise UsageError("--guidance and --guidance-interval do not apply to --sampler distilled: the student "
+                             f"learned the default guidance ({DEFAULTS['guidance']:g} for t in "
+                             "[%d, %d]); use dpmpp2m or ddim to guide otherwise" % DEFAULTS["guidance_interval"])
+        a.steps = a.steps or (STUDENT_STEPS if a.sampler == "distilled" else DEFAULTS["steps"])
+        a.guidance = DEFAULTS["guidance"] if a.guidance is None else a.guidance
+        if a.guidance_interval is None:
+            a.guidance_interval = DEFAULTS["guidance_interval"]
+        elif a.guidance_interval == "none":
+            a.guidance_interval = None
         out = Path(a.out)
         _check_out_file(out, "--out", (".png", ".npz"), "samples.png")
         _check_count(a.n_per_class, 10 if a.cls == "all" else 1, out)
@@ -133,6 +145,9 @@ def _check_args(a):
         _check_out_dir(Path(a.out_dir), "--out-dir")
     elif a.command == "train":
         _check_out_dir(Path(a.out_dir or preset(a.preset).out_dir), "--out-dir")
+    elif a.command == "distill":
+        from .distill import distill_preset
+        _check_out_dir(Path(a.out_dir or distill_preset(a.preset).out_dir), "--out-dir")
     elif a.command == "train-judge":
         _check_out_file(Path(a.out), "--out", (".safetensors",), "judge.safetensors")
     elif a.command == "evaluate" and a.samples:
@@ -156,7 +171,12 @@ def cmd_sample(a):
     from .pipeline import Pipeline
     pipe = Pipeline.from_pretrained(a.model_dir, device=a.device)
     T = pipe.schedule.T                   # known once the model is loaded; checked before sampling
-    if a.steps > T:
+    if a.sampler == "distilled":
+        n = len(pipe.student_timesteps) - 1        # loads the student: a missing one is said here
+        if a.steps > n:
+            raise UsageError(f"argument --steps: the distilled sampler learned the teacher's {n} timesteps, "
+                             f"so 1 to {n} steps (4 is its default), not {a.steps}")
+    elif a.steps > T:
         raise UsageError(f"argument --steps: this model has {T} timesteps, so 1 to {T}, not {a.steps}")
     if a.guidance_interval and a.guidance_interval[1] >= T:
         raise UsageError(f"argument --guidance-interval: this model's timesteps are 0 to {T - 1}, "
@@ -184,7 +204,10 @@ def _what_ran(a, s, classes) -> str:
     if a.sampler == "ddpm" and a.steps != s.steps:
         steps += " (ddpm takes every timestep; --steps does not apply)"
     guided = s.unet_passes - s.steps                     # a guided step runs the UNet twice
-    if guided == 0:
+    if a.sampler == "distilled":
+        how = "no guidance (unconditional)" if classes == [NUM_CLASSES] else \
+            "guidance %g for t in [%d, %d] folded into the student" % (DEFAULTS["guidance"], *DEFAULTS["guidance_interval"])
+    elif guided == 0:
         why = "unconditional" if classes == [NUM_CLASSES] else "scale 1" if a.guidance == 1 else "outside the interval"
         how = f"no guidance ({why})"
     else:
@@ -217,6 +240,20 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
+def cmd_distill(a):
+    from .distill import distill_preset, train_student
+    from .pipeline import Pipeline
+    default = distill_preset(a.preset)
+    cfg = distill_preset(a.preset, out_dir=a.out_dir or default.out_dir, seed=a.seed,
+                         runs=a.runs or default.runs, steps=a.train_steps or default.steps)
+    pipe = Pipeline.from_pretrained(a.model_dir, device=a.device)
+    t0 = time.perf_counter()
+    _, _, timings = train_student(pipe, cfg, a.device)
+    print(json.dumps({"student": str(Path(cfg.out_dir) / "student.safetensors"),
+                      "wall_seconds": round(time.perf_counter() - t0, 1),
+                      **{k: round(v, 1) for k, v in timings.items()}}))
+
+
 def cmd_figures(a):
     from .pipeline import Pipeline
     from .viz import make_figures
@@ -244,18 +281,32 @@ def main(argv=None):
                    help="class name or index 0-9, 'all' (default) or 'none' (unconditional); "
                         "classes: " + ", ".join(CLASS_NAMES))
     s.add_argument("--n-per-class", type=_positive_int, default=8)
-    s.add_argument("--steps", type=_positive_int, default=DEFAULTS["steps"])
-    s.add_argument("--sampler", choices=["ddpm", "ddim", "dpmpp2m"], default=DEFAULTS["sampler"])
-    s.add_argument("--guidance", type=_guidance, default=DEFAULTS["guidance"],
-                   help="classifier-free guidance scale (1 = none)")
-    s.add_argument("--guidance-interval", type=_interval, default=DEFAULTS["guidance_interval"],
-                   help="LO,HI: guide only for timesteps in [LO, HI], or 'none' for every step")
+    s.add_argument("--steps", type=_positive_int,
+                   help=f"sampler steps (default {DEFAULTS['steps']}; {STUDENT_STEPS} for distilled)")
+    s.add_argument("--sampler", choices=SAMPLERS, default=DEFAULTS["sampler"],
+                   help="dpmpp2m (default), ddim, ddpm (all 1000 steps), or distilled: the few-step student "
+                        "with the default guidance folded in")
+    s.add_argument("--guidance", type=_guidance,
+                   help=f"classifier-free guidance scale (default {DEFAULTS['guidance']:g}; 1 = none)")
+    s.add_argument("--guidance-interval", type=_interval,
+                   help="LO,HI: guide only for timesteps in [LO, HI], or 'none' for every step "
+                        "(default %d,%d)" % DEFAULTS["guidance_interval"])
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--compile", action="store_true",
                    help="torch.compile the UNet: ~1.5x faster for thousands of images, 20-40 s to start")
     s.add_argument("--out", default="samples.png", help=".png (labelled grid) or .npz (images, labels)")
     s.add_argument("--model-dir", default=str(MODEL_DIR))
     s.set_defaults(func=cmd_sample)
+
+    d = sub.add_parser("distill", help="distil the guided 20-step sampler into a few-step student (resumes)")
+    d.add_argument("--preset", choices=["fast", "full"], default="full")
+    d.add_argument("--out-dir", help="where teacher runs, checkpoints and student.safetensors go "
+                                     "(default runs/distill or runs/distill-fast)")
+    d.add_argument("--model-dir", default=str(MODEL_DIR), help="the teacher: a folder with unet and vae weights")
+    d.add_argument("--runs", type=_positive_int, help="teacher runs to learn from (default: the preset's)")
+    d.add_argument("--train-steps", type=_positive_int, help="the student's optimiser steps (default: the preset's)")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_distill)
 
     f = sub.add_parser("figures", help="regenerate assets/: sample grid, GIFs, denoising paths")
     f.add_argument("--out-dir", default=str(MODEL_DIR.parent / "assets"))

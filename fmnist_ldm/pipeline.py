@@ -15,7 +15,8 @@ import torch
 from .data import parse_class, to_model_range, to_uint8
 from .device import PerImageNoise, autocast, describe, get_device, randn
 from .diffusion import NoiseSchedule, guided_denoiser, sample
-from .weights import MODEL_DIR, load_pair
+from .distill import consistency_sample, student_timesteps
+from .weights import MODEL_DIR, load_pair, load_student
 
 
 
@@ -23,7 +24,8 @@ from .weights import MODEL_DIR, load_pair
 # guidance 5 only for t in [300, 700]: >= 97 % class accuracy at the best FID we measured for it
 # (guiding above t = 800 or below 200 costs FID), and 8 of the 20 steps run the UNet twice, not 12.
 DEFAULTS = dict(sampler="dpmpp2m", steps=20, guidance=5.0, guidance_interval=(300, 700))
-SAMPLERS = ("ddpm", "ddim", "dpmpp2m")
+SAMPLERS = ("ddpm", "ddim", "dpmpp2m", "distilled")   # distilled: the few-step student (distill.py)
+STUDENT_FILE = "student.safetensors"
 MAX_SEED = 2**63 - 1   # torch also maps negative seeds, but elsewhere -1 means "random", which we lack
 
 
@@ -76,9 +78,17 @@ def _check_generate_args(pipe, labels, sampler, steps, guidance, guidance_interv
 
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(map(repr, SAMPLERS))}, not {sampler!r}")
-    if t_start is not None:
+    if sampler == "distilled":
+        if t_start is not None or x_start is not None:
+            raise ValueError("t_start and x_start do not apply to the distilled sampler (it starts from pure "
+                             "noise); use sampler='ddim' or 'dpmpp2m' to edit an image")
+        n = len(pipe.student_timesteps) - 1
+        whole("steps", steps, 1, n, f" for the distilled sampler (it learned the teacher's {n} timesteps)")
+    elif t_start is not None:
         whole("t_start", t_start, 0, T - 1, " (the timestep to start from)")
-    if sampler == "ddpm" or t_start is None:       # DDPM takes every timestep whatever `steps` says
+    if sampler == "distilled":
+        pass
+    elif sampler == "ddpm" or t_start is None:     # DDPM takes every timestep whatever `steps` says
         whole("steps", steps, 1, T)
     else:
         whole("steps", steps, 1, t_start + 1, f" (the timesteps from t_start = {t_start} down)")
@@ -130,8 +140,9 @@ def _check_generate_args(pipe, labels, sampler, steps, guidance, guidance_interv
 
 class Pipeline:
     _unet_log = None     # [(timestep, rows)] of the UNet calls while generate runs
+    model_dir = None     # where from_pretrained found the weights (and looks for the student)
 
-    def __init__(self, unet, cfg, vae=None, device=None):
+    def __init__(self, unet, cfg, vae=None, device=None, student=None, student_timesteps=None):
         self.cfg, self.device = cfg, get_device(device)
         self.schedule = NoiseSchedule(cfg.schedule, cfg.timesteps)
         self.shape = cfg.sample_shape
@@ -139,13 +150,39 @@ class Pipeline:
         fmt = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         self.unet, self.vae = (m if m is None else m.to(self.device, memory_format=fmt) for m in (unet, vae))
         self.memory_format = fmt
+        self._student = None
+        if student is not None:
+            self.set_student(student, student_timesteps)
+
+    def set_student(self, student, teacher_timesteps) -> None:
+        """Use `student` (distill.py) for sampler="distilled"; teacher_timesteps: the teacher run's
+        timesteps it learned, ending with -1."""
+        self._student = student.to(self.device, memory_format=self.memory_format).eval()
+        self._student_ts = list(teacher_timesteps)
+
+    @property
+    def student(self):
+        """The distilled few-step UNet, loaded on first use from model_dir/student.safetensors."""
+        if self._student is None:
+            if self.model_dir is None:
+                raise ValueError("sampler='distilled' needs a student: this pipeline was not loaded by "
+                                 "from_pretrained; call set_student(student, teacher_timesteps)")
+            self.set_student(*load_student(self.model_dir / STUDENT_FILE, self.vae))
+        return self._student
+
+    @property
+    def student_timesteps(self) -> list:
+        self.student
+        return self._student_ts
 
     @classmethod
     def from_pretrained(cls, model_dir=None, unet_file: str = "unet.safetensors", device=None):
         """The shipped weights (model_dir None), or those in `model_dir`, on `device` (see device.py)."""
         model_dir = Path(model_dir or MODEL_DIR)
         unet, cfg, vae = load_pair(model_dir, unet_file)     # refuses a VAE from another run
-        return cls(unet, cfg, vae, device)
+        pipe = cls(unet, cfg, vae, device)
+        pipe.model_dir = model_dir
+        return pipe
 
     def __repr__(self):
         return f"Pipeline({self.cfg.space} diffusion on {describe(self.device, self.cfg.bf16)})"
@@ -208,10 +245,15 @@ class Pipeline:
         for i in chunks:
             y = labels[i:i + batch_size].to(self.device)
             x = start[i:i + batch_size].to(self.device).contiguous(memory_format=self.memory_format)
-            denoise = guided_denoiser(self._model, self.schedule, self.cfg.prediction, y, guidance,
-                                      guidance_interval)
             noise = PerImageNoise(seed, range(i, i + len(y)))
-            out = sample(denoise, self.schedule, x, sampler, steps, eta, t_start, noise, return_trajectory)
+            if sampler == "distilled":             # guidance is folded into the student: one pass a step
+                denoise = guided_denoiser(self._student_model, self.schedule, self.cfg.prediction, y)
+                out = consistency_sample(denoise, self.schedule, x, student_timesteps(self.student_timesteps, steps),
+                                         noise, return_trajectory)
+            else:
+                denoise = guided_denoiser(self._model, self.schedule, self.cfg.prediction, y, guidance,
+                                          guidance_interval)
+                out = sample(denoise, self.schedule, x, sampler, steps, eta, t_start, noise, return_trajectory)
             if return_trajectory:
                 out, traj = out
                 trajs.append(traj)
@@ -222,8 +264,11 @@ class Pipeline:
                     "x0": torch.cat([t["x0"].cpu() for t in trajs], 1)}
         return Samples(torch.cat(images), labels, traj)
 
-    def _model(self, x, t, y):
+    def _model(self, x, t, y, unet=None):
         if self._unet_log is not None:
             self._unet_log.append((int(t[0]), x.shape[0]))
         with autocast(self.device, self.cfg.bf16):
-            return self.unet(x, t, y)
+            return (unet or self.unet)(x, t, y)
+
+    def _student_model(self, x, t, y):
+        return self._model(x, t, y, self._student)

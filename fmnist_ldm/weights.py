@@ -182,3 +182,19 @@ def check_pair(unet_path, unet_cfg: Config, unet_vae_id: str | None, vae_path, v
     elif run := differ(_LATENT_RUN):
         raise WeightsError(f"{unet_path} and {vae_path} come from different training runs: {'; '.join(run)} "
                            f"(the UNet file records no VAE id, so only the configs could be compared); {fix}")
+
+
+def load_student(path, vae=None):
+    """(student UNet, the teacher's timesteps it learned) from a file that distill.train_student
+    wrote; refuses, in one line, a student whose latents are not `vae`'s."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"no distilled student at {path}: distil one with `python -m fmnist_ldm distill` "
+                           "(or use the shipped model/ folder, which has one)")
+    student, cfg, extra = _load(path, "unet")
+    if "distilled" not in extra:
+        raise WeightsError(f"{path} is a UNet but not a distilled student (its metadata has no 'distilled' entry)")
+    if vae is not None and extra.get("vae_id") != (vae_id := weights_id(vae.state_dict())):
+        raise WeightsError(f"{path} was distilled on the latents of VAE {extra.get('vae_id')}, but the VAE "
+                           f"beside it is {vae_id}: put the student distilled from this folder's UNet beside it")
+    return student, extra["distilled"]["teacher_timesteps"]

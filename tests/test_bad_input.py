@@ -11,7 +11,6 @@ import fmnist_ldm.viz
 from fmnist_ldm.cli import main
 from fmnist_ldm.pipeline import Pipeline
 
-# DDIM and DPM-Solver++ at some step counts (61, 103, ...) visit t = -1 twice today
 
 
 def _forbidden(*args, **kwargs):

@@ -1,0 +1,216 @@
+"""Few-step sampling by distillation: a student UNet that jumps from any noise level straight to
+where the guided 20-step teacher sampler would end, so that 1-8 UNet passes draw an image.
+
+The teacher (pipeline.DEFAULTS: DPM-Solver++(2M), 20 steps, guidance 5 for t in [300, 700], 28
+UNet passes) is a deterministic map: its starting noise fixes every later state z_{t_k} of the
+run and its end point z_0 = Phi(z_{t_k}, t_k). We record whole teacher runs and train the student
+f(z_t, t, y) to predict that end point from every state the teacher visited:
+
+    L = E_{run, k} || f(z_{t_k}, t_k, y) - Phi(z_{t_k}, t_k) ||^2                  (1)
+
+This is knowledge distillation (Luhman & Luhman 2021, "one step from noise to the teacher's
+image") applied at every noise level: a *consistency function* (Song et al. 2023, eq. 3) learned
+by regression on the exact ODE end point instead of the one-step bootstrap of consistency
+distillation, which the precomputed runs make unnecessary. Guidance is folded in for free, since
+the teacher runs were guided (as in Meng et al. 2023 and LCM, Luo et al. 2023): the student calls
+the UNet once per step.
+
+The student keeps the teacher's architecture and output (v), so f is the v-parameterisation's
+x0 = sqrt(abar_t) z_t - sqrt(1 - abar_t) v, which gives f(z, t) -> z as t -> 0 (the consistency
+boundary condition) for free, and it starts from the teacher's weights.
+
+Sampling (Song et al. 2023, Algorithm 1, "multistep consistency sampling"): predict z_0 from pure
+noise, then, for each later timestep t, noise that guess back to t with fresh noise and predict again:
+
+    z_t = sqrt(abar_t) z0_hat + sqrt(1 - abar_t) eps,  eps ~ N(0, I);   z0_hat = f(z_t, t)   (2)
+
+One step is the bare one-shot map; each further step re-draws the detail that one shot blurs.
+The timesteps are taken from the teacher's 20, the only ones the student was trained on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .device import get_device, machine
+from .diffusion import NoiseSchedule, _noise_like
+from .train import atomic_save, fit
+
+
+@dataclass
+class DistillConfig:
+    runs: int = 33_000            # teacher runs to learn from: 3,000 per class and 3,000 unconditional
+    steps: int = 2_500            # optimiser steps of the student
+    batch_size: int = 256
+    lr: float = 1e-4              # fine-tuning from the teacher's weights: 10x below its own training
+    ema_decay: float = 0.999
+    warmup_steps: int = 100
+    seed: int = 0                 # teacher runs' noise, data order, the training steps' draws
+    chunk: int = 1_100            # teacher runs per file on disk (generation resumes chunk by chunk)
+    checkpoint_every: int = 250
+    out_dir: str = "runs/distill"
+
+    def __post_init__(self):
+        for name in ("runs", "steps", "batch_size", "warmup_steps", "chunk", "checkpoint_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"DistillConfig.{name} must be a whole number >= 1, not {v!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"DistillConfig.lr must be a number > 0, not {self.lr!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"DistillConfig.ema_decay must be in [0, 1), not {self.ema_decay!r}")
+
+    def fingerprint(self) -> dict:
+        """What the student depends on (where it is written, and how often, does not count)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("out_dir", "checkpoint_every")}
+
+
+def distill_preset(name: str, **overrides) -> DistillConfig:
+    """`full` distils the shipped student; `fast` is minutes on a CPU (notebook 07 there, and CI)."""
+    if name == "full":
+        cfg = DistillConfig()
+    elif name == "fast":
+        cfg = DistillConfig(runs=1_100, steps=150, batch_size=128, warmup_steps=20, chunk=550,
+                            checkpoint_every=50, out_dir="runs/distill-fast")
+    else:
+        raise ValueError(f"unknown preset {name!r}: use 'fast' or 'full'")
+    return dataclasses.replace(cfg, **overrides)
+
+
+def student_timesteps(teacher_ts: list[int], steps: int) -> list[int]:
+    """`steps` of the teacher's timesteps (without its final -1), evenly by index from the first:
+    1 -> [999], 2 -> [999, 499], 4 -> [999, 749, 499, 249] for the 20-step teacher."""
+    n = len(teacher_ts) - 1
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= n:
+        raise ValueError(f"steps must be a whole number from 1 to {n} for the distilled sampler "
+                         f"(it learned the teacher's {n} timesteps), not {steps!r}")
+    return [teacher_ts[i * n // steps] for i in range(steps)]
+
+
+@dataclass
+class Trajectories:
+    """Teacher runs: states [N, S+1, C, H, W] (S steps; the last is the run's end point z_0),
+    the class of each run (num_classes = unconditional) and the S + 1 timesteps (the last -1)."""
+    states: torch.Tensor
+    labels: torch.Tensor
+    timesteps: list
+
+    def __len__(self):
+        return len(self.labels)
+
+    def to(self, device) -> "Trajectories":
+        return Trajectories(self.states.to(device), self.labels.to(device), self.timesteps)
+
+    def batch(self, idx: torch.Tensor, generator: torch.Generator):
+        """For each run in idx one of its states at random: (z_t, t, y, end point z_0)."""
+        k = torch.randint(0, len(self.timesteps) - 1, (len(idx),), generator=generator, device=idx.device)
+        t = torch.tensor(self.timesteps, device=idx.device)[k]
+        return self.states[idx, k].float(), t, self.labels[idx], self.states[idx, -1].float()
+
+
+def collect_trajectories(pipe, cfg: DistillConfig, progress: bool = True) -> Trajectories:
+    """cfg.runs runs of the teacher sampler (pipeline.DEFAULTS) on pipe, classes 0..9 and
+    unconditional in turn, kept whole. Written cfg.chunk runs at a time (atomically) to
+    cfg.out_dir/trajectories/, so an interrupted collection resumes with the next chunk."""
+    from .pipeline import DEFAULTS
+    folder = Path(cfg.out_dir) / "trajectories"
+    n_labels = pipe.cfg.num_classes + 1
+    parts = []
+    chunks = range(0, cfg.runs, cfg.chunk)
+    if progress:
+        from tqdm.auto import tqdm
+        chunks = tqdm(chunks, desc="teacher runs", unit="chunk")
+    for start in chunks:
+        path = folder / f"runs_{start:06d}.pt"
+        n = min(cfg.chunk, cfg.runs - start)
+        if path.exists():
+            part = torch.load(path, weights_only=True)
+        else:
+            labels = [(start + i) % n_labels for i in range(n)]
+            run = pipe.generate(labels, seed=cfg.seed * 1_000_003 + start, return_trajectory=True, **DEFAULTS)
+            # float16 halves the files; its 3 significant digits are far below what the student learns
+            part = {"states": run.trajectory["x"].transpose(0, 1).half(), "labels": run.labels,
+                    "timesteps": run.trajectory["t"]}
+            atomic_save(part, path)
+        parts.append(part)
+    return Trajectories(torch.cat([p["states"] for p in parts]), torch.cat([p["labels"] for p in parts]),
+                        list(parts[0]["timesteps"]))
+
+
+def distill_loss(student, schedule: NoiseSchedule, prediction: str, data: Trajectories):
+    """step_loss(indices, generator) for fit: eq. (1), the student's z0 from a state of the teacher's
+    run against where that run ended, in float32."""
+    def loss(idx, gen):
+        z_t, t, y, z0 = data.batch(idx, gen)
+        z0_hat, _ = schedule.split(student(z_t, t, y).float(), z_t, t, prediction)
+        return F.mse_loss(z0_hat, z0)
+    return loss
+
+
+def distill(teacher, model_cfg, cfg: DistillConfig, data: Trajectories, device=None):
+    """A copy of `teacher` (a UNet of config model_cfg) trained on eq. (1) for cfg.steps steps on
+    `device`, resumable from cfg.out_dir/student.ckpt. Returns (EMA student on the CPU, history)."""
+    import copy
+    device = get_device(device)
+    torch.manual_seed(cfg.seed)
+    student, data = copy.deepcopy(teacher).float(), data.to(device)
+    schedule = NoiseSchedule(model_cfg.schedule, model_cfg.timesteps)
+    fingerprint = {**cfg.fingerprint(), "teacher": teacher_id(teacher)}
+    student, hist = fit(student, distill_loss(student, schedule, model_cfg.prediction, data), len(data),
+                        cfg.batch_size, cfg.lr, steps=cfg.steps, seed=cfg.seed, warmup_steps=cfg.warmup_steps,
+                        ema_decay=cfg.ema_decay, bf16=model_cfg.bf16, ckpt_path=Path(cfg.out_dir) / "student.ckpt",
+                        fingerprint=fingerprint, checkpoint_every=cfg.checkpoint_every, desc="student",
+                        device=device)
+    return student.cpu(), hist
+
+
+def teacher_id(unet) -> str:
+    from .weights import weights_id
+    return weights_id(unet.state_dict())
+
+
+@torch.no_grad()
+def consistency_sample(denoise, schedule: NoiseSchedule, x, timesteps: list[int], generator=None,
+                       return_trajectory: bool = False):
+    """Eq. (2), Song et al. 2023 Algorithm 1: x is pure noise at timesteps[0]; denoise(x, t) ->
+    (z0_hat, eps_hat) is the student (one UNet pass). Returns the last z0_hat, and with
+    return_trajectory the same dict as diffusion.sample ("t" ends with -1, "x" the states the
+    student saw and then its final guess, "x0" its guesses)."""
+    xs, x0s, x0 = [x], [], None
+    for k, t in enumerate(timesteps):
+        if k > 0:
+            a = schedule.abar_at(t)
+            x = math.sqrt(a) * x0 + math.sqrt(1 - a) * _noise_like(x0, generator)
+            xs.append(x)
+        x0, _ = denoise(x, t)
+        x0s.append(x0)
+    if return_trajectory:
+        return x0, {"t": list(timesteps) + [-1], "x": torch.stack(xs + [x0]), "x0": torch.stack(x0s)}
+    return x0
+
+
+def train_student(pipe, cfg: DistillConfig, device=None, progress: bool = True):
+    """Collect the teacher's runs from `pipe` (resumable), distil, and write the student's weights
+    to cfg.out_dir/student.safetensors with what it belongs to (the teacher, its VAE, the teacher's
+    timesteps) and how long each part took, on which machine. Returns (student, history, timings)."""
+    from .pipeline import DEFAULTS
+    from .weights import save_weights, weights_id
+    device = get_device(device)
+    t0 = time.perf_counter()
+    data = collect_trajectories(pipe, cfg, progress)
+    collect_seconds = time.perf_counter() - t0          # this process's (chunks already on disk load fast)
+    student, hist = distill(pipe.unet, pipe.cfg, cfg, data, device)
+    timings = {"collect_seconds": collect_seconds, "distill_seconds": hist["seconds"]}
+    save_weights(student, Path(cfg.out_dir) / "student.safetensors", "unet", pipe.cfg,
+                 vae_id=weights_id(pipe.vae.state_dict()) if pipe.vae is not None else None,
+                 distilled={"teacher_id": teacher_id(pipe.unet), "teacher_timesteps": data.timesteps,
+                            "teacher_sampler": {k: v for k, v in DEFAULTS.items()},
+                            "config": dataclasses.asdict(cfg)},
+                 loss=hist["loss"][::10], machine=machine(device, pipe.cfg.bf16), **timings)
+    return student, hist, timings
