@@ -82,6 +82,21 @@ a3.set(xlabel="timestep t", title="four cos dimensions, fast to slow"); a3.legen
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
+# The embedding by hand, at the width the UNet uses (`unet.base` numbers), checked against
+# `timestep_embedding`, the function the UNet calls. The frequencies are written as
+# $\exp(-\ln 10000 \cdot i/h)$, which is $10000^{-i/h}$ computed the way the library computes it.
+# Computing the power directly rounds differently and gives results that differ by about $3\cdot10^{-5}$ at t = 999.
+
+# %%
+t = torch.tensor([0, 1, 10, 300, 999])                  # a few timesteps
+half = unet.base // 2                                   # h: the number of frequencies
+omega = torch.exp(-math.log(10000) * torch.arange(half) / half)     # omega_i = 10000^(-i/h)
+by_hand = torch.cat([torch.cos(t[:, None] * omega), torch.sin(t[:, None] * omega)], dim=1)
+torch.testing.assert_close(by_hand, timestep_embedding(t, unet.base))
+print(f"{tuple(by_hand.shape)}: the cosines, then the sines; periods from {2 * math.pi / omega[0]:.1f} "
+      f"to {2 * math.pi / omega[-1]:,.0f} timesteps")
+
+# %% [markdown]
 # ## A walk through the shapes
 # Resolution goes down (7×7 → 4×4) and back up; skip connections carry the fine detail across.
 # 7 is odd: the stride-2 convolution rounds up to 4×4, upsampling doubles that to 8×8, and the
@@ -191,6 +206,33 @@ ax.legend(fontsize=7, ncol=2); plt.show()
 # At every noise level and for all three garments, a single head puts roughly a quarter to a
 # third of its weight away from uniform; averaging the heads first leaves about a tenth. How sharp
 # the attention is barely depends on t.
+
+# %% [markdown]
+# Inside that first cross-attention layer, by hand, for the noised sneaker from above. The 16 positions of
+# the normalised 4×4 feature map give the queries $Q$, and the class's 4 tokens give the keys $K$ and values $V$.
+# Each of the 4 heads computes $\mathrm{softmax}(QK^\top/\sqrt d)\,V$ on its own slice of $d$ = C/4
+# channels. The heads' outputs are put side by side, projected, and *added* to the feature map
+# (a residual). The weights are the ones plotted above, and the output is what the layer returns.
+
+# %%
+layer = levels[0].xattn                                 # the first cross-attention, as in the plots
+seen = {}
+hook = layer.register_forward_pre_hook(lambda m, args: seen.update(x=args[0]))
+with torch.no_grad():
+    unet(z_t, torch.tensor([300]), torch.tensor([7]))   # the noised sneaker again, to catch the layer's input
+    hook.remove()
+    x = seen["x"]                                       # [1, C, 4, 4] feature map
+    context = unet.class_emb(torch.tensor([7])).unflatten(-1, (unet.class_tokens, -1))   # [1, 4 tokens, C]
+    tokens = layer.norm(x).flatten(2).transpose(1, 2)   # [1, 16 positions, C]
+    split = lambda a: a.unflatten(-1, (layer.heads, -1)).transpose(1, 2)   # -> [1, heads, n, d]
+    q, (k, v) = split(layer.q(tokens)), map(split, layer.kv(context).chunk(2, dim=-1))
+    weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)   # [1, heads, 16, 4]
+    out = layer.out((weights @ v).transpose(1, 2).flatten(2))                         # heads side by side
+    by_hand = x + out.transpose(1, 2).reshape(x.shape)  # the residual: the layer adds what it read
+    torch.testing.assert_close(weights, layer.weights(x, context))
+    torch.testing.assert_close(by_hand, layer(x, context))
+    print(f"queries {tuple(q.shape)}, keys {tuple(k.shape)}, values {tuple(v.shape)}: by hand = the layer, "
+          f"largest difference {(by_hand - layer(x, context)).abs().max():.1e}")
 
 # %% [markdown]
 # ## Your turn
