@@ -4,6 +4,7 @@
     python benchmarks/benchmark.py table            # samplers x steps x guidance -> results.md + plot
     python benchmarks/benchmark.py guidance         # guidance scale x interval at the default sampler -> guidance.md
     python benchmarks/benchmark.py n-sweep          # FID, its baseline and their ratio against n -> fid_vs_n.md
+    python benchmarks/benchmark.py distill          # teacher vs distilled student at 1-8 steps -> distill.md
 
 Numbers are measured on the machine this runs on: every run prints it first (CPU model, ISA,
 whether oneDNN's bf16 is fast, threads, device), and every .md/.json it writes records it.
@@ -172,6 +173,44 @@ def cmd_n_sweep(a):
     print("\n".join(lines))
 
 
+# issue 16's targets for the distilled student at 4 steps, against the 20-step teacher in the same run
+DISTILL_TARGETS = {"accuracy": 0.97, "fid_minus_real_vs_teacher": 1.25, "speed_vs_teacher": 4.0,
+                   "accuracy_1_step": 0.95}
+
+
+def cmd_distill(a):
+    """The shipped teacher sampler and student at 1, 2, 4, 8 steps (and the teacher at 20), n images
+    each, timed in this one run: -> distill.md / distill.json, and the targets, MET or MISSED."""
+    from fmnist_ldm.distill import rows_to_markdown, teacher_vs_student
+    pipe, judge = load(a)
+    _, _, meta = read_weights(Path(a.model_dir) / "student.safetensors", "unet")
+    rows = teacher_vs_student(pipe, judge, a.n_per_class)
+    teacher = next(r for r in rows if r["model"] == "teacher" and r["steps"] == DEFAULTS["steps"])
+    four, one = (next(r for r in rows if r["model"] == "student" and r["steps"] == n) for n in (4, 1))
+    checks = [("student, 4 steps: class accuracy", four["accuracy"], ">=", DISTILL_TARGETS["accuracy"]),
+              ("student, 4 steps: FID - real-vs-real / the teacher's (20 steps)",
+               four["fid_minus_real"] / teacher["fid_minus_real"], "<=", DISTILL_TARGETS["fid_minus_real_vs_teacher"]),
+              ("student, 4 steps: images/s / the teacher's (20 steps)",
+               four["images_per_s"] / teacher["images_per_s"], ">=", DISTILL_TARGETS["speed_vs_teacher"]),
+              ("student, 1 step: class accuracy (aim)", one["accuracy"], ">=", DISTILL_TARGETS["accuracy_1_step"])]
+    verdicts = []
+    for name, value, op, target in checks:
+        ok = value <= target if op == "<=" else value >= target
+        verdicts.append(f"| {name} | {value:.3f} | {op} {target} | {'MET' if ok else 'MISSED'} |")
+        print(f"{name:66s} {value:8.3f}  target {op} {target:<5} {'MET' if ok else 'MISSED'}")
+    trained = (f"Student: {meta['config']['runs']:,} teacher runs ({meta['collect_seconds'] / 60:.1f} min) and "
+               f"{meta['config']['steps']:,} steps ({meta['distill_seconds'] / 60:.1f} min) on {meta['machine']}.")
+    text = "\n".join([f"Measured {datetime.date.today()} on {machine_line()} with `python benchmarks/benchmark.py "
+                      f"distill --n-per-class {a.n_per_class}{' --compile' if a.compile else ''}`: {teacher['n']:,} "
+                      f"class-conditional images per row, the same seed, each row timed in this one run. Teacher: "
+                      f"{DEFAULTS['sampler']}, guidance {DEFAULTS['guidance']:g} for t in "
+                      f"[{DEFAULTS['guidance_interval'][0]}, {DEFAULTS['guidance_interval'][1]}]. {trained}", "",
+                      rows_to_markdown(rows), "", "| target | value | | |", "|---|---:|---|---|", *verdicts])
+    (HERE / "distill.md").write_text(text + "\n")
+    (HERE / "distill.json").write_text(json.dumps({"machine_info": machine_info(), "rows": rows}, indent=1))
+    print(text)
+
+
 def write_table(rows, a, text: bool = True):
     lines = [f"Measured {datetime.date.today()} on {machine_line()} with "
              f"`python benchmarks/benchmark.py table --n-per-class {a.n_per_class} --ddpm-n-per-class {a.ddpm_n_per_class}"
@@ -212,7 +251,7 @@ def write_table(rows, a, text: bool = True):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["targets", "table", "guidance", "n-sweep", "plot"], help="plot: redraw from results.json")
+    p.add_argument("what", choices=["targets", "table", "guidance", "n-sweep", "distill", "plot"], help="plot: redraw from results.json")
     p.add_argument("--n-per-class", type=int, default=500, help="5000 images in all by default")
     p.add_argument("--ddpm-n-per-class", type=int, default=100, help="DDPM-1000 is slow: fewer images")
     p.add_argument("--model-dir", default=str(MODEL_DIR))
@@ -226,7 +265,7 @@ def main():
     if a.what == "plot":
         saved = json.loads((HERE / "results.json").read_text())   # {"machine_info", "rows"}, or older: rows
         return write_table(saved["rows"] if isinstance(saved, dict) else saved, a, text=False)
-    {"targets": cmd_targets, "table": cmd_table, "guidance": cmd_guidance, "n-sweep": cmd_n_sweep}[a.what](a)
+    {"targets": cmd_targets, "table": cmd_table, "guidance": cmd_guidance, "n-sweep": cmd_n_sweep, "distill": cmd_distill}[a.what](a)
 
 
 if __name__ == "__main__":

@@ -214,3 +214,35 @@ def train_student(pipe, cfg: DistillConfig, device=None, progress: bool = True):
                             "config": dataclasses.asdict(cfg)},
                  loss=hist["loss"][::10], machine=machine(device, pipe.cfg.bf16), **timings)
     return student, hist, timings
+
+
+def teacher_vs_student(pipe, judge, n_per_class: int, steps=(1, 2, 4, 8), seed: int = 0) -> list[dict]:
+    """The teacher sampler (pipeline.DEFAULTS, also at its own 20 steps) and the student at each
+    step count, on the same classes and seed, timed in this one run (after a warm-up each) and
+    scored by metrics.evaluate_samples: class accuracy, FID and FID - real-vs-real at n images."""
+    from .metrics import evaluate_samples
+    from .pipeline import DEFAULTS
+    labels = [c for c in range(pipe.cfg.num_classes) for _ in range(n_per_class)]
+    runs = [("teacher", DEFAULTS["sampler"], n) for n in sorted({*steps, DEFAULTS["steps"]})] + \
+           [("student", "distilled", n) for n in steps]
+    rows = []
+    for model, sampler, n in runs:
+        pipe.generate(labels[:250], sampler=sampler, steps=n, seed=seed + 1)          # warm-up
+        t0 = time.perf_counter()
+        s = pipe.generate(labels, sampler=sampler, steps=n, seed=seed)
+        seconds = time.perf_counter() - t0
+        m = evaluate_samples(s.images, s.labels, judge, seed=seed)
+        rows.append({"model": model, "sampler": sampler, "steps": n, "unet_passes": s.unet_passes,
+                     "images_per_s": round(len(labels) / seconds, 1), "accuracy": m["accuracy"],
+                     "fid": m["fid"], "fid_real_baseline": m["fid_real_baseline"],
+                     "fid_minus_real": round(m["fid"] - m["fid_real_baseline"], 3), "n": m["n"]})
+    return rows
+
+
+def rows_to_markdown(rows: list[dict]) -> str:
+    """teacher_vs_student's rows as a Markdown table."""
+    lines = ["| model | steps | UNet passes / image | images/s | accuracy | FID | FID − real-vs-real |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['model']} | {r['steps']} | {r['unet_passes']:g} | {r['images_per_s']:.1f} | "
+              f"{100 * r['accuracy']:.1f} % | {r['fid']:.3f} | {r['fid_minus_real']:.3f} |" for r in rows]
+    return "\n".join(lines)

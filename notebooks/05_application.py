@@ -86,6 +86,41 @@ show(pipe.generate([c for c in range(pipe.cfg.num_classes) for _ in range(6)], s
 # **every** step with a growing $w$, up to 15, three times the default. Under each image, the
 # judge's verdict (green: Shirt; red: what it saw instead).
 
+# %% [markdown]
+# **One guided step, by hand.** Here are the lines the library runs at every step, on the shipped UNet
+# and a noisy latent at t = 499 (inside the guided interval): two UNet calls, the guidance
+# combination, the guess $(\hat z_0, \hat\varepsilon)$ from the guided $\hat v$ (notebook 04), then
+# one deterministic DDIM step to the next timestep (Song et al. eq. 12, $\eta = 0$) and one ancestral
+# DDPM step (Ho et al. eq. 6-7: sample the posterior $q(z_{t-1} \mid z_t, \hat z_0)$). Each is checked
+# against the library's `guided_denoiser`, `ddim_step` and `ddpm_step`, which every sampler here uses.
+
+# %%
+from torch.testing import assert_close
+from fmnist_ldm.diffusion import ddim_step, ddpm_step, guided_denoiser
+S, w, t, t_next = pipe.schedule, DEFAULTS["guidance"], 499, 449
+y = torch.tensor([6, 7], device=pipe.device)                         # Shirt, Sneaker
+z_t = torch.randn(2, *pipe.shape, generator=torch.Generator().manual_seed(0)).to(pipe.device)
+tt = torch.full((2,), t, device=pipe.device)
+with torch.no_grad():
+    v_cond, v_null = pipe.unet(z_t, tt, y), pipe.unet(z_t, tt, torch.full_like(y, null))
+v_hat = v_null + w * (v_cond - v_null)                                # classifier-free guidance
+a, a_next = S.abar_at(t), S.abar_at(t_next)
+z0_hat = math.sqrt(a) * z_t - math.sqrt(1 - a) * v_hat               # v -> (z0, eps), notebook 04
+eps_hat = math.sqrt(1 - a) * z_t + math.sqrt(a) * v_hat
+z_ddim = math.sqrt(a_next) * z0_hat + math.sqrt(1 - a_next) * eps_hat
+beta, a_prev = S.betas[t].item(), S.abar_at(t - 1)                     # DDPM goes to t - 1
+noise = torch.randn(z_t.shape, generator=torch.Generator().manual_seed(1)).to(pipe.device)
+mean = (math.sqrt(a_prev) * beta * z0_hat + math.sqrt(1 - beta) * (1 - a_prev) * z_t) / (1 - a)
+z_ddpm = mean + math.sqrt(beta * (1 - a_prev) / (1 - a)) * noise
+
+with torch.no_grad():
+    lib_z0, lib_eps = guided_denoiser(pipe.unet, S, pipe.cfg.prediction, y, w, DEFAULTS["guidance_interval"])(z_t, t)
+close = dict(rtol=1e-4, atol=1e-4)        # the library runs both UNet calls as one batch, which may round differently
+assert_close((z0_hat, eps_hat), (lib_z0, lib_eps), **close)
+assert_close(z_ddim, ddim_step(S, z_t, lib_z0, lib_eps, t, t_next, 0.0, None), **close)
+assert_close(z_ddpm, ddpm_step(S, z_t, lib_z0, t, lambda like: noise), **close)
+print("guidance, DDIM step and DDPM step == fmnist_ldm.diffusion's guided_denoiser, ddim_step, ddpm_step")
+
 # %%
 judge = load_judge()
 ws = [1.0, 2.0, 3.0, 5.0, 10.0, 15.0]
@@ -153,6 +188,11 @@ show(torch.cat([*first_guess, class_mean]), 10, "one column per class: " + ", ".
 # and guidance acts only for t in [300, 700] (`DEFAULTS["guidance_interval"]`): the first six steps
 # (at t = 999 … 749) are never guided, so the states up to step 6 are the same at every guidance
 # scale. The caption says, at each step, how many of the steps so far were guided.
+#
+# **fast** switches to the distilled student of notebook 07: 4 UNet calls instead of 28, with the
+# default guidance learned into it (so the guidance slider does not apply). Its states are different
+# in kind: at each of its 4 steps it guesses the final garment at once, and the next state is that
+# guess noised back to a lower t with fresh noise.
 
 # %%
 import ipywidgets as W
@@ -162,27 +202,37 @@ cls_menu = W.Dropdown(options=[(name, c) for c, name in enumerate(CLASS_NAMES)],
 step_slider = W.IntSlider(value=20, min=0, max=20, description="step")
 guide_slider = W.FloatSlider(value=DEFAULTS["guidance"], min=1.0, max=15.0, step=0.5, description="guidance")
 seed_box = W.BoundedIntText(value=6, min=0, max=10**6, description="seed", layout=W.Layout(width="160px"))
+speed = W.ToggleButtons(options=[("teacher: 20 steps", "dpmpp2m"), ("fast: 4 steps", "distilled")],
+                        description="sampler")
 caption = W.Label()
 out = W.Output()
 cache = {}
 
 def redraw(*_):
-    key = (cls_menu.value, guide_slider.value, seed_box.value)
+    fast = speed.value == "distilled"
+    key = (cls_menu.value, guide_slider.value, seed_box.value, speed.value)
     if key not in cache:
-        run = pipe.generate([key[0]], guidance=key[1], seed=key[2], return_trajectory=True).trajectory
+        steps = 4 if fast else DEFAULTS["steps"]
+        guidance = {} if fast else {"guidance": key[1]}           # the student's guidance is built in
+        run = pipe.generate([key[0]], sampler=key[3], steps=steps, seed=key[2], return_trajectory=True,
+                            **guidance).trajectory
         cache[key] = (to_uint8(pipe.decode(run["x"][:, 0])), to_uint8(pipe.decode(run["x0"][:, 0])), run["t"])
     states, guesses, ts = cache[key]
-    i = step_slider.value
+    n = len(ts) - 1
+    i = min(step_slider.value, n)
     guess = guesses[min(i, len(guesses) - 1)]
     guided = sum(lo <= t <= hi for t in ts[:i])        # steps so far whose UNet call was guided
-    if key[1] == 1.0:
+    if fast:
+        note = f"distilled student, guidance {DEFAULTS['guidance']:g} built in, one UNet call per step"
+    elif key[1] == 1.0:
         note = "guidance 1 is no guidance"
     elif guided:
         note = f"{guided} of the {i} steps so far guided"
     else:
         note = f"no step so far guided (only t in [{lo}, {hi}] is): this state is the same at every guidance scale"
     t_now = ts[i] if ts[i] >= 0 else "clean"
-    caption.value = f"{CLASS_NAMES[key[0]]}, step {i}/20 (t = {t_now}), guidance {key[1]:g}, seed {key[2]}: {note}"
+    guidance_now = "" if fast else f", guidance {key[1]:g}"
+    caption.value = f"{CLASS_NAMES[key[0]]}, step {i}/{n} (t = {t_now}){guidance_now}, seed {key[2]}: {note}"
     with out:
         out.clear_output(wait=True)
         fig, axes = plt.subplots(1, 2, figsize=(5, 2.6))
@@ -191,10 +241,19 @@ def redraw(*_):
         for ax in axes: ax.axis("off")
         plt.show()
 
+def switch_sampler(change):
+    n = 4 if change["new"] == "distilled" else DEFAULTS["steps"]
+    guide_slider.disabled = change["new"] == "distilled"
+    step_slider.unobserve(redraw, names="value")        # one redraw for the switch, not two
+    step_slider.max = step_slider.value = n
+    step_slider.observe(redraw, names="value")
+    redraw()
+
 for s in (cls_menu, step_slider, guide_slider, seed_box):
     s.observe(redraw, names="value")
+speed.observe(switch_sampler, names="value")
 redraw()
-display(W.VBox([W.HBox([cls_menu, step_slider]), W.HBox([guide_slider, seed_box]), caption, out]))
+display(W.VBox([speed, W.HBox([cls_menu, step_slider]), W.HBox([guide_slider, seed_box]), caption, out]))
 
 # %% [markdown]
 # ## Samplers and step counts
@@ -206,12 +265,14 @@ display(W.VBox([W.HBox([cls_menu, step_slider]), W.HBox([guide_slider, seed_box]
 # ones follow nearly the same path and agree with each other. (Measured on 5,000 samples in the
 # `benchmarks/README.md`: DDIM with $\eta = 1$ scores FID 3.71, 3.06, 2.66 and 2.58 at 20, 50, 100 and 200 steps,
 # against 2.38 for DPM-Solver++ at 20: stochastic sampling works with few steps, but needs more of
-# them for the same quality.) A forward hook on the UNet counts its calls, which is what a step
-# costs; the DDPM row makes 1000 of them, so it has a progress bar.
+# them for the same quality.) The last two rows are the distilled student of notebook 07, which
+# has the guidance built in and needs one call per step. A forward hook on the UNet counts its
+# calls, which is what a step costs; the DDPM row makes 1000 of them, so it has a progress bar.
 
 # %%
 runs = [("ddpm", 1000, 0.0), ("ddim", 50, 1.0), ("ddim", 50, 0.0), ("ddim", 10, 0.0),
-        ("dpmpp2m", 20, 0.0), ("dpmpp2m", 10, 0.0), ("dpmpp2m", 5, 0.0)]
+        ("dpmpp2m", 20, 0.0), ("dpmpp2m", 10, 0.0), ("dpmpp2m", 5, 0.0), ("distilled", 4, 0.0),
+        ("distilled", 1, 0.0)]
 names = [f"{s} {n}" + (f", η={e:g}" if s == "ddim" else "") for s, n, e in runs]
 labels, rows = list(range(pipe.cfg.num_classes)), []
 
@@ -220,7 +281,8 @@ def tick(module, inputs, output):
 
 for (sampler, steps, eta), name in zip(runs, names):
     bar = tqdm(total=1000 if sampler == "ddpm" else steps, desc=name, mininterval=1)
-    hook = pipe.unet.register_forward_hook(tick)                        # one tick per UNet call
+    unet = pipe.student if sampler == "distilled" else pipe.unet        # notebook 07's student
+    hook = unet.register_forward_hook(tick)                             # one tick per UNet call
     t0 = time.perf_counter()
     rows.append(pipe.generate(labels, sampler=sampler, steps=steps, eta=eta, seed=4).images)
     hook.remove(), bar.close()
@@ -304,7 +366,7 @@ assert check_ddim_step(ddim_step)
 # - The model's guess of the final image starts as the blurry class average, $\mathbb E[z_0 \mid z_t, y]$,
 #   and sharpens as the noise falls.
 # - Stochastic samplers (DDPM, DDIM with $\eta = 1$) need many steps; deterministic ones (DDIM with
-#   $\eta = 0$, DPM-Solver++) are good in 10–20.
+#   $\eta = 0$, DPM-Solver++) are good in 10–20; a distilled student (notebook 07) needs 4.
 # - Editing is sampling from a partly noised real image: the noise level decides how much survives.
 #
 # ## Check your understanding

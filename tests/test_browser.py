@@ -135,6 +135,12 @@ def test_sliders_redraw_the_picture(lab, tmp_path):
         page.wait_for_function("prev => { const i = document.querySelector('.widget-output img');"
                                " return i && i.src !== prev; }", arg=after_class, timeout=120_000)
         assert picture() != after_class and "step 10/20" in caption.first.text_content()
+        # the fast sampler: the distilled student's 4 steps, a new picture at the last one
+        after_step = picture()
+        page.locator("button", has_text="fast: 4 steps").first.click()
+        page.locator(".widget-label").filter(has_text="Bag, step 4/4").wait_for(timeout=120_000)
+        page.wait_for_function("prev => { const i = document.querySelector('.widget-output img');"
+                               " return i && i.src !== prev; }", arg=after_step, timeout=120_000)
         page.screenshot(path=str(tmp_path / "lab.png"))
         # save, as autosave would: the served copy gets the outputs, the checkout's file stays as it was
         served = root / NOTEBOOK

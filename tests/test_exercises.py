@@ -25,6 +25,8 @@ RIGHT = {
     "check_frechet_distance": lambda m1, s1, m2, s2: ((m1 - m2) ** 2).sum() + torch.trace(s1 + s2)
     - 2 * torch.linalg.eigvals(s1 @ s2).sqrt().real.sum(),
     "check_precision": lambda real, fake, k: (torch.cdist(fake, real) <= torch.cdist(real, real).kthvalue(k + 1, 1).values).any(1).float().mean(),
+    "check_renoise": lambda z0, a, noise: math.sqrt(a) * z0 + math.sqrt(1 - a) * noise,
+    "check_distill_loss": lambda v, z, a, end: ((a.sqrt() * z - (1 - a).sqrt() * v - end) ** 2).mean(),
 }
 
 # one typical mistake per checker, and a word its hint must contain
@@ -45,6 +47,8 @@ WRONG = {
     "check_frechet_distance": (lambda m1, s1, m2, s2: ((m1 - m2) ** 2).sum() + torch.trace(s1 + s2)
                                - torch.linalg.eigvals(s1 @ s2).sqrt().real.sum(), "twice"),
     "check_precision": (lambda real, fake, k: (torch.cdist(fake, real) <= torch.cdist(real, real).kthvalue(k, 1).values).any(1).float().mean(), "kthvalue(k + 1)"),
+    "check_renoise": (lambda z0, a, noise: z0 + math.sqrt(1 - a) * noise, "scaled down"),
+    "check_distill_loss": (lambda v, z, a, end: ((v - end) ** 2).mean(), "outputs v"),
 }
 
 
