@@ -25,6 +25,19 @@ def tile(images: torch.Tensor, ncol: int, pad: int = 2, scale: int = 2) -> np.nd
     return out
 
 
+def show_grid(images, ncol: int, title: str, row_labels=None) -> None:
+    """Notebooks: a matplotlib figure of uint8 images, ncol per row, each row labelled on the left."""
+    import matplotlib.pyplot as plt
+    nrow = -(-len(images) // ncol)
+    plt.figure(figsize=(ncol * 0.9 + (1.6 if row_labels else 0), nrow * 0.95 + 0.4))
+    plt.imshow(tile(images, ncol=ncol), cmap="gray"); plt.xticks([]); plt.title(title)
+    plt.yticks([2 + 58 * r + 28 for r in range(nrow)], row_labels or [""] * nrow)
+    plt.gca().tick_params(left=False)
+    for spine in plt.gca().spines.values():
+        spine.set_visible(False)
+    plt.show()
+
+
 def save_class_grid(images, labels, path, ncol: int, scale: int = 2) -> None:
     """Rows of `ncol` images, each row labelled with its class (the CLI's .png output).
     Images come grouped by class, as `sample` makes them."""

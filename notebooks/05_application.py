@@ -49,20 +49,11 @@ from fmnist_ldm.notebook import notebook_preset
 from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist, to_model_range, to_uint8
 from fmnist_ldm.metrics import load_judge, predict
 from fmnist_ldm.pipeline import DEFAULTS, Pipeline
-from fmnist_ldm.viz import forward_reverse_frames, save_gif, tile
+from fmnist_ldm.viz import forward_reverse_frames, save_gif, show_grid as show
 
 cfg = notebook_preset()
 pipe = Pipeline.from_pretrained()
 print("defaults:", DEFAULTS)
-
-def show(images, ncol, title, row_labels=None):
-    """A grid of uint8 images, ncol per row, each row labelled on the left."""
-    nrow = -(-len(images) // ncol)
-    plt.figure(figsize=(ncol * 0.9 + (1.6 if row_labels else 0), nrow * 0.95 + 0.4))
-    plt.imshow(tile(images, ncol=ncol), cmap="gray"); plt.xticks([]); plt.title(title)
-    plt.yticks([2 + 58 * r + 28 for r in range(nrow)], row_labels or [""] * nrow)
-    plt.gca().tick_params(left=False); [sp.set_visible(False) for sp in plt.gca().spines.values()]
-    plt.show()
 
 # %% [markdown]
 # ## Unconditional and class-conditional samples

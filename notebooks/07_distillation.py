@@ -65,7 +65,7 @@ from fmnist_ldm.distill import (collect_trajectories, consistency_sample, distil
 from fmnist_ldm.metrics import load_judge
 from fmnist_ldm.notebook import notebook_mode, notebook_preset
 from fmnist_ldm.pipeline import DEFAULTS, Pipeline
-from fmnist_ldm.viz import tile
+from fmnist_ldm.viz import show_grid as show
 
 cfg = notebook_preset()                                   # says the mode (fast on a CPU) and the device
 mode, _ = notebook_mode()
@@ -73,15 +73,6 @@ dcfg = distill_preset(mode, out_dir=f"runs/notebooks-{mode}/distill")
 pipe = Pipeline.from_pretrained()                          # the teacher: the shipped UNet and VAE
 S, classes = pipe.schedule, list(range(pipe.cfg.num_classes))
 print("teacher:", DEFAULTS)
-
-def show(images, ncol, title, row_labels=None):
-    """A grid of uint8 images, ncol per row, each row labelled on the left."""
-    nrow = -(-len(images) // ncol)
-    plt.figure(figsize=(ncol * 0.9 + (1.6 if row_labels else 0), nrow * 0.95 + 0.4))
-    plt.imshow(tile(images, ncol=ncol), cmap="gray"); plt.xticks([]); plt.title(title)
-    plt.yticks([2 + 58 * r + 28 for r in range(nrow)], row_labels or [""] * nrow)
-    plt.gca().tick_params(left=False); [sp.set_visible(False) for sp in plt.gca().spines.values()]
-    plt.show()
 
 # %% [markdown]
 # ## Why many steps were needed
