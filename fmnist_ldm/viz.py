@@ -41,17 +41,34 @@ def show_grid(images, ncol: int, title: str, row_labels=None) -> None:
 def save_class_grid(images, labels, path, ncol: int, scale: int = 2) -> None:
     """Rows of `ncol` images, each row labelled with its class (the CLI's .png output).
     Images come grouped by class, as `sample` makes them."""
-    images, labels = torch.as_tensor(images), torch.as_tensor(labels)
-    grid = tile(images, ncol, scale=scale)
-    margin, step = 110, 28 * scale + 2
+    labels = torch.as_tensor(labels)
+    names = [CLASS_NAMES[y] if y < len(CLASS_NAMES) else "unconditional"
+             for y in labels[::ncol].tolist()]
+    save_labelled_rows(images, names, path, ncol, scale)
+
+
+def save_labelled_rows(images, row_labels, path, ncol: int, scale: int = 2) -> None:
+    """Rows of `ncol` uint8 images with a text label left of each row, as a .png."""
+    grid = tile(torch.as_tensor(images), ncol, scale=scale)
+    font, step = ImageFont.load_default(size=14), 28 * scale + 2
+    margin = max(110, 12 + int(max(font.getlength(name) for name in row_labels)))
     canvas = Image.new("L", (grid.shape[1] + margin, grid.shape[0]), 255)
     canvas.paste(Image.fromarray(grid), (margin, 0))
-    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default(size=14)
-    for r in range(-(-len(labels) // ncol)):
-        y = int(labels[r * ncol])
-        name = CLASS_NAMES[y] if y < len(CLASS_NAMES) else "unconditional"
+    draw = ImageDraw.Draw(canvas)
+    for r, name in enumerate(row_labels):
         draw.text((6, 2 + r * step + step // 2 - 8), name, fill=0, font=font)
     canvas.save(Path(path))
+
+
+def student_figure(pipe, path, seed: int = 0) -> None:
+    """The teacher sampler at 20 and 4 steps and the distilled student at 4 and 1, one column per
+    class, the same starting noise in every row."""
+    from .pipeline import DEFAULTS
+    classes = list(range(len(CLASS_NAMES)))
+    rows = [("teacher, 20 steps", DEFAULTS["sampler"], 20), ("teacher, 4 steps", DEFAULTS["sampler"], 4),
+            ("student, 4 steps", "distilled", 4), ("student, 1 step", "distilled", 1)]
+    images = torch.cat([pipe.generate(classes, sampler=sampler, steps=n, seed=seed).images for _, sampler, n in rows])
+    save_labelled_rows(images, [name for name, _, _ in rows], path, ncol=len(classes))
 
 
 def forward_reverse_frames(pipe, label: int, seed: int = 0, steps: int = 20, frames_each_way: int = 20):
@@ -146,7 +163,8 @@ def denoising_path_figure(pipe, label: int, real_latents, real_labels, path, see
 
 def make_figures(pipe, out_dir, seed: int = 0) -> list[Path]:
     """Everything in assets/: generated_samples.png (10 classes x 10), a clean -> noise -> clean
-    GIF per class (each frame captioned with its t), and a denoising-path figure per class."""
+    GIF per class (each frame captioned with its t), a denoising-path figure per class, and the
+    distilled student beside its teacher (distilled_vs_teacher.png)."""
     from .data import load_fashion_mnist, to_model_range
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,4 +179,5 @@ def make_figures(pipe, out_dir, seed: int = 0) -> list[Path]:
         save_gif(frames, out / f"diffusion_{slug}.gif", captions=captions)
         denoising_path_figure(pipe, c, latents, test_y[:3000], out / f"denoising_path_{slug}.png", seed=seed + c)
         written += [out / f"diffusion_{slug}.gif", out / f"denoising_path_{slug}.png"]
-    return written
+    student_figure(pipe, out / "distilled_vs_teacher.png", seed)
+    return written + [out / "distilled_vs_teacher.png"]

@@ -59,7 +59,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 from torch.testing import assert_close
-from fmnist_ldm.data import CLASS_NAMES, to_uint8
+from fmnist_ldm.data import to_uint8
 from fmnist_ldm.distill import (collect_trajectories, consistency_sample, distill_loss, distill_preset,
                                 rows_to_markdown, student_timesteps, teacher_vs_student, train_student)
 from fmnist_ldm.metrics import load_judge

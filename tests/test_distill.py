@@ -206,3 +206,12 @@ def test_cli_samples_with_the_student_and_says_what_ran(capsys, tiny_model_dir, 
     out = capsys.readouterr().out
     assert "distilled, 4 steps, 4 UNet passes per image: guidance 5 for t in [300, 700] folded into the student" in out
     assert (tmp_path / "s.png").stat().st_size > 0
+
+
+def test_the_student_figure_has_a_labelled_row_per_sampler(tiny_model_dir, tiny_cfg, tmp_path):
+    from PIL import Image
+    from fmnist_ldm.viz import student_figure
+    pipe = Pipeline.from_pretrained(_student_dir(tiny_model_dir, tiny_cfg, tmp_path))
+    student_figure(pipe, tmp_path / "f.png")
+    width, height = Image.open(tmp_path / "f.png").size
+    assert height == 4 * (28 * 2 + 2) + 2 and width > 10 * (28 * 2 + 2) + 110

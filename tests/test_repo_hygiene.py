@@ -22,3 +22,9 @@ def test_ci_starts_the_notebooks_from_scratch():
     clean = [i for i, line in enumerate(lines) if line.strip().startswith("rm -rf notebooks/runs")]
     pytest_ = [i for i, line in enumerate(lines) if line.strip().startswith("python -m pytest")]
     assert clean and pytest_ and clean[0] < pytest_[0]
+
+
+def test_shipped_weights_stay_within_their_size_budget():
+    """model/ travels with every clone and every wheel: 30 MB at most (VAE, UNet, judge, student)."""
+    size = sum(p.stat().st_size for p in (ROOT / "model").iterdir() if p.is_file())
+    assert size <= 30 * 2**20, f"model/ holds {size / 2**20:.1f} MB"
