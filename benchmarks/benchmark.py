@@ -185,6 +185,7 @@ def cmd_distill(a):
     pipe, judge = load(a)
     _, _, meta = read_weights(Path(a.model_dir) / "student.safetensors", "unet")
     rows = teacher_vs_student(pipe, judge, a.n_per_class)
+    (HERE / "distill.json").write_text(json.dumps({"machine_info": machine_info(), "rows": rows}, indent=1))
     teacher = next(r for r in rows if r["model"] == "teacher" and r["steps"] == DEFAULTS["steps"])
     four, one = (next(r for r in rows if r["model"] == "student" and r["steps"] == n) for n in (4, 1))
     checks = [("student, 4 steps: class accuracy", four["accuracy"], ">=", DISTILL_TARGETS["accuracy"]),
@@ -198,8 +199,9 @@ def cmd_distill(a):
         ok = value <= target if op == "<=" else value >= target
         verdicts.append(f"| {name} | {value:.3f} | {op} {target} | {'MET' if ok else 'MISSED'} |")
         print(f"{name:66s} {value:8.3f}  target {op} {target:<5} {'MET' if ok else 'MISSED'}")
-    trained = (f"Student: {meta['config']['runs']:,} teacher runs ({meta['collect_seconds'] / 60:.1f} min) and "
-               f"{meta['config']['steps']:,} steps ({meta['distill_seconds'] / 60:.1f} min) on {meta['machine']}.")
+    how = meta["distilled"]["config"]              # the DistillConfig it was trained with
+    trained = (f"Student: {how['runs']:,} teacher runs ({meta['collect_seconds'] / 60:.1f} min) and "
+               f"{how['steps']:,} steps ({meta['distill_seconds'] / 60:.1f} min) on {meta['machine']}.")
     text = "\n".join([f"Measured {datetime.date.today()} on {machine_line()} with `python benchmarks/benchmark.py "
                       f"distill --n-per-class {a.n_per_class}{' --compile' if a.compile else ''}`: {teacher['n']:,} "
                       f"class-conditional images per row, the same seed, each row timed in this one run. Teacher: "
@@ -207,7 +209,6 @@ def cmd_distill(a):
                       f"[{DEFAULTS['guidance_interval'][0]}, {DEFAULTS['guidance_interval'][1]}]. {trained}", "",
                       rows_to_markdown(rows), "", "| target | value | | |", "|---|---:|---|---|", *verdicts])
     (HERE / "distill.md").write_text(text + "\n")
-    (HERE / "distill.json").write_text(json.dumps({"machine_info": machine_info(), "rows": rows}, indent=1))
     print(text)
 
 
