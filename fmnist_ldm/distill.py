@@ -216,10 +216,12 @@ def train_student(pipe, cfg: DistillConfig, device=None, progress: bool = True):
     return student, hist, timings
 
 
-def teacher_vs_student(pipe, judge, n_per_class: int, steps=(1, 2, 4, 8), seed: int = 0) -> list[dict]:
+def teacher_vs_student(pipe, judge, n_per_class: int, steps=(1, 2, 4, 8), seed: int = 0,
+                       progress: bool = False) -> list[dict]:
     """The teacher sampler (pipeline.DEFAULTS, also at its own 20 steps) and the student at each
     step count, on the same classes and seed, timed in this one run (after a warm-up each) and
-    scored by metrics.evaluate_samples: class accuracy, FID and FID - real-vs-real at n images."""
+    scored by metrics.evaluate_samples: class accuracy, FID and FID - real-vs-real at n images.
+    progress: print each row as it is measured (the whole table takes minutes on a CPU)."""
     from .metrics import evaluate_samples
     from .pipeline import DEFAULTS
     labels = [c for c in range(pipe.cfg.num_classes) for _ in range(n_per_class)]
@@ -236,6 +238,10 @@ def teacher_vs_student(pipe, judge, n_per_class: int, steps=(1, 2, 4, 8), seed: 
                      "images_per_s": round(len(labels) / seconds, 1), "accuracy": m["accuracy"],
                      "fid": m["fid"], "fid_real_baseline": m["fid_real_baseline"],
                      "fid_minus_real": round(m["fid"] - m["fid_real_baseline"], 3), "n": m["n"]})
+        if progress:
+            r = rows[-1]
+            print(f"{model}, {n} steps: {r['images_per_s']} images/s, accuracy {100 * r['accuracy']:.1f} %, "
+                  f"FID - real-vs-real {r['fid_minus_real']:.3f}", flush=True)
     return rows
 
 

@@ -201,11 +201,12 @@ show(torch.cat(rows), 10, "one column per class, the same starting noise",
 # %% [markdown]
 # Now measured: both samplers at each step count, on the same classes and seed, timed in this one
 # run and scored by the judge of notebook 06 (class accuracy, and FID − the real-vs-real FID at the
-# same n). In `fast` mode, 2,000 images per row; a GPU (`full`) scores 5,000, as the benchmark does.
+# same n). In `fast` mode, 2,000 images per row (about 4 minutes on a 2-core CPU; each row is printed
+# as it is done); a GPU (`full`) scores 5,000, as the benchmark does.
 
 # %%
 judge = load_judge()
-table = teacher_vs_student(pipe, judge, n_per_class=500 if mode == "full" else 200)
+table = teacher_vs_student(pipe, judge, n_per_class=500 if mode == "full" else 200, progress=True)
 display(Markdown(rows_to_markdown(table)))
 teacher = next(r for r in table if r["model"] == "teacher" and r["steps"] == DEFAULTS["steps"])
 four = next(r for r in table if r["model"] == "student" and r["steps"] == 4)
