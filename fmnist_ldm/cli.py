@@ -16,9 +16,9 @@ from .config import NUM_CLASSES, preset, setup_cpu
 from .data import CLASS_NAMES, DataNotFoundError, parse_class
 from .device import get_device
 from .pipeline import DEFAULTS, MAX_SEED, MODEL_DIR, SAMPLERS
+from .weights import WeightsError
 
 STUDENT_STEPS = 4          # the distilled sampler's default: the step count it is benchmarked at
-from .weights import WeightsError
 
 
 class UsageError(Exception):
@@ -175,7 +175,7 @@ def cmd_sample(a):
         n = len(pipe.student_timesteps) - 1        # loads the student: a missing one is said here
         if a.steps > n:
             raise UsageError(f"argument --steps: the distilled sampler learned the teacher's {n} timesteps, "
-                             f"so 1 to {n} steps (4 is its default), not {a.steps}")
+                             f"so 1 to {n} steps ({STUDENT_STEPS} is its default), not {a.steps}")
     elif a.steps > T:
         raise UsageError(f"argument --steps: this model has {T} timesteps, so 1 to {T}, not {a.steps}")
     if a.guidance_interval and a.guidance_interval[1] >= T:

@@ -29,6 +29,7 @@ The timesteps are taken from the teacher's 20, the only ones the student was tra
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -156,7 +157,6 @@ def distill_loss(student, schedule: NoiseSchedule, prediction: str, data: Trajec
 def distill(teacher, model_cfg, cfg: DistillConfig, data: Trajectories, device=None):
     """A copy of `teacher` (a UNet of config model_cfg) trained on eq. (1) for cfg.steps steps on
     `device`, resumable from cfg.out_dir/student.ckpt. Returns (EMA student on the CPU, history)."""
-    import copy
     device = get_device(device)
     torch.manual_seed(cfg.seed)
     student, data = copy.deepcopy(teacher).float(), data.to(device)
@@ -210,7 +210,7 @@ def train_student(pipe, cfg: DistillConfig, device=None, progress: bool = True):
     save_weights(student, Path(cfg.out_dir) / "student.safetensors", "unet", pipe.cfg,
                  vae_id=weights_id(pipe.vae.state_dict()) if pipe.vae is not None else None,
                  distilled={"teacher_id": teacher_id(pipe.unet), "teacher_timesteps": data.timesteps,
-                            "teacher_sampler": {k: v for k, v in DEFAULTS.items()},
+                            "teacher_sampler": dict(DEFAULTS),
                             "config": dataclasses.asdict(cfg)},
                  loss=hist["loss"][::10], machine=machine(device, pipe.cfg.bf16), **timings)
     return student, hist, timings

@@ -84,14 +84,13 @@ def _check_generate_args(pipe, labels, sampler, steps, guidance, guidance_interv
                              "noise); use sampler='ddim' or 'dpmpp2m' to edit an image")
         n = len(pipe.student_timesteps) - 1
         whole("steps", steps, 1, n, f" for the distilled sampler (it learned the teacher's {n} timesteps)")
-    elif t_start is not None:
-        whole("t_start", t_start, 0, T - 1, " (the timestep to start from)")
-    if sampler == "distilled":
-        pass
-    elif sampler == "ddpm" or t_start is None:     # DDPM takes every timestep whatever `steps` says
-        whole("steps", steps, 1, T)
     else:
-        whole("steps", steps, 1, t_start + 1, f" (the timesteps from t_start = {t_start} down)")
+        if t_start is not None:
+            whole("t_start", t_start, 0, T - 1, " (the timestep to start from)")
+        if sampler == "ddpm" or t_start is None:   # DDPM takes every timestep whatever `steps` says
+            whole("steps", steps, 1, T)
+        else:
+            whole("steps", steps, 1, t_start + 1, f" (the timesteps from t_start = {t_start} down)")
     real("guidance", guidance, 0, math.inf, ">= 0 (1 = no guidance, 0 = the unconditional model)")
     if guidance_interval is not None:
         lo_hi = tuple(guidance_interval) if isinstance(guidance_interval, (tuple, list)) else ()
@@ -172,7 +171,8 @@ class Pipeline:
 
     @property
     def student_timesteps(self) -> list:
-        self.student
+        """The teacher's timesteps the student learned (ending with -1)."""
+        self.student                        # loads the student on first use
         return self._student_ts
 
     @classmethod
@@ -268,7 +268,7 @@ class Pipeline:
         if self._unet_log is not None:
             self._unet_log.append((int(t[0]), x.shape[0]))
         with autocast(self.device, self.cfg.bf16):
-            return (unet or self.unet)(x, t, y)
+            return (self.unet if unet is None else unet)(x, t, y)
 
     def _student_model(self, x, t, y):
         return self._model(x, t, y, self._student)
