@@ -2,15 +2,20 @@
 
 Policy: an explicit `device=` argument (or the CLI's --device), else the FMNIST_DEVICE
 environment variable, else CUDA, then Apple MPS, then the CPU. Everything that creates a tensor
-or a model asks `get_device`; nothing hard-codes "cpu" or "cuda".
+or a model asks `get_device`; nothing hard-codes "cpu" or "cuda". An NVIDIA GPU that torch
+cannot use (a driver older than the torch build needs) is said in one line, not passed over.
 
 Precision per device (the weights stay float32; autocast runs the matmuls and convolutions
 in lower precision where that is fast and safe):
-  CUDA  bfloat16 where the GPU supports it (Ampere and newer), else float16 with a gradient
-        scaler (e.g. Colab's T4), since float16's narrow range underflows small gradients;
+  CUDA  bfloat16 at compute capability >= 8.0 (A100, H100, L4, RTX 30xx on), where it runs in
+        hardware; float16 with a gradient scaler below (T4, V100): torch reports bf16 as
+        "supported" there too, but emulates it, slowly, and float16's narrow range needs the
+        scaler so that small gradients do not underflow;
   MPS   float32;
-  CPU   bfloat16 where oneDNN has a fast path (AVX-512 bf16 / AMX), else float32: without one,
-        bf16 is emulated and measured 7x *slower* than float32 on an AVX2 EPYC.
+  CPU   bfloat16 only with native bf16 instructions (AVX-512 bf16 or AMX), else float32:
+        without them bf16 is emulated and measured 7x *slower* than float32 on an AVX2 EPYC.
+FMNIST_AMP=bf16|fp16|fp32 overrides the choice on any device (fp32: to rule precision out when
+a run goes NaN; fp16 on the CPU: to exercise the T4's float16 + scaler path without a GPU).
 """
 from __future__ import annotations
 
@@ -18,14 +23,23 @@ import contextlib
 import functools
 import os
 import platform
+import shutil
+import sys
 
 import torch
 
 ENV_VAR = "FMNIST_DEVICE"
+AMP_VAR = "FMNIST_AMP"
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 
 class DeviceError(ValueError):
     pass
+
+
+class NonFiniteError(ValueError):
+    """A run produced NaN or inf (an overflow in float16, a diverged training, an absurd guidance
+    scale): said where it first appeared, instead of writing black images or NaN weights."""
 
 
 def _mps_available() -> bool:
@@ -42,6 +56,7 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     if not name or name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
+        _say_unusable_gpu()
         return torch.device("mps" if _mps_available() else "cpu")
     try:
         dev = torch.device(name)
@@ -49,7 +64,8 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
         raise DeviceError(f"{source} {name!r} is not a device: use cpu, cuda, cuda:N, mps or auto") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError(f"{source} {name!r}: no CUDA GPU is visible to torch here; "
+            why = unusable_gpu() or "no CUDA GPU is visible to torch here"
+            raise DeviceError(f"{source} {name!r}: {why}; "
                               "use --device cpu (or auto), or a machine with a GPU and a CUDA build of torch")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise DeviceError(f"{source} {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
@@ -60,25 +76,67 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+def unusable_gpu() -> str | None:
+    """Why an NVIDIA GPU that is here (nvidia-smi exists) goes unused by torch, or None. The
+    usual cause: this torch's CUDA build needs a newer driver than the machine has."""
+    if torch.cuda.is_available() or shutil.which("nvidia-smi") is None:
+        return None
+    build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
+    return (f"an NVIDIA GPU is here (nvidia-smi), but torch {torch.__version__} ({build}) cannot use it: "
+            "most likely the NVIDIA driver is older than this build needs (compare `nvidia-smi`'s "
+            "'CUDA Version' with it) or torch is a CPU build; install the torch wheel for your driver "
+            "(pytorch.org, 'Get started'), e.g. pip install torch --index-url "
+            "https://download.pytorch.org/whl/cu126")
+
+
+@functools.cache
+def _say_unusable_gpu() -> None:
+    """Said once per process, on stderr, when the automatic choice falls back to the CPU."""
+    if why := unusable_gpu():
+        print(f"fmnist_ldm: running on the CPU: {why}", file=sys.stderr)
+
+
+def _cpu_flags() -> set:
+    if not os.path.exists("/proc/cpuinfo"):
+        return set()
+    with open("/proc/cpuinfo") as f:
+        return set(next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), []))
+
+
 @functools.cache
 def fast_cpu_bf16() -> bool:
-    """Whether oneDNN has a fast bfloat16 path on this CPU (AVX-512 bf16 or AMX).
+    """Whether this CPU runs bfloat16 natively: AVX-512 bf16 or AMX, not merely AVX-512 (oneDNN's
+    own check, _is_mkldnn_bf16_supported, says yes on any AVX-512 CPU, where bf16 is emulated).
     FMNIST_BF16=1 or 0 overrides the check."""
     env = os.environ.get("FMNIST_BF16")
     if env is not None:
         return env.strip().lower() in ("1", "true", "yes")
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    except AttributeError:              # an older torch: read the flags ourselves
+        native = bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    try:
+        return bool(native and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def cuda_capability(device: torch.device) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(device)
 
 
 def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
     """The autocast dtype for `device` (see the module docstring), or None for plain float32."""
     if not enabled:
         return None
+    forced = os.environ.get(AMP_VAR, "").strip().lower()
+    if forced:
+        if forced not in AMP_DTYPES:
+            raise DeviceError(f"{AMP_VAR}={forced!r}: use bf16, fp16 or fp32")
+        return AMP_DTYPES[forced]
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # not torch.cuda.is_bf16_supported(): it is True below 8.0 too, where bf16 is emulated
+        return torch.bfloat16 if cuda_capability(device) >= (8, 0) else torch.float16
     if device.type == "cpu" and fast_cpu_bf16():
         return torch.bfloat16
     return None
@@ -97,12 +155,27 @@ def grad_scaler(device: torch.device, enabled: bool = True) -> torch.amp.GradSca
     return torch.amp.GradScaler(device.type, enabled=amp_dtype(device, enabled) == torch.float16)
 
 
+def generator(device: torch.device, seed: int) -> torch.Generator:
+    """A generator on `device` seeded with `seed`: torch's random functions take only a generator
+    of the device they draw on ("Expected a 'cuda' device type for generator")."""
+    return torch.Generator(device).manual_seed(seed)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read after it times the work itself
+    (CUDA and MPS run asynchronously; the CPU needs nothing)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def describe(device: torch.device, enabled: bool = True) -> str:
     """'cuda (NVIDIA T4, float16 autocast)', 'cpu (8 threads, float32)', ... for printing."""
     dtype = amp_dtype(device, enabled)
     precision = f"{str(dtype).removeprefix('torch.')} autocast" if dtype else "float32"
     if device.type == "cuda":
-        where = torch.cuda.get_device_name(device)
+        where = "%s, compute capability %d.%d" % (torch.cuda.get_device_name(device), *cuda_capability(device))
     elif device.type == "cpu":
         where = f"{torch.get_num_threads()} threads"
     else:
@@ -112,12 +185,10 @@ def describe(device: torch.device, enabled: bool = True) -> str:
 
 def cpu_name() -> str:
     """CPU model and the instruction set that matters for speed here (AVX-512, AVX2 or neither)."""
-    name, flags = platform.processor() or platform.machine(), set()
+    name, flags = platform.processor() or platform.machine(), _cpu_flags()
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as f:
-            lines = f.read().splitlines()
-        name = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")), name)
-        flags = set(next((l.split(":", 1)[1].split() for l in lines if l.startswith("flags")), []))
+            name = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), name)
     if "avx512f" in flags:
         isa = "AVX-512" + (" bf16" if "avx512_bf16" in flags else "") + (" + AMX" if "amx_bf16" in flags else "")
     else:

@@ -33,6 +33,7 @@ class NoiseSchedule:
             raise ValueError(f"schedule must be {one_of(SCHEDULES)}, not {kind!r}")
         self.kind, self.T, self.betas = kind, T, betas
         self.alphas_cumprod = torch.cumprod(1 - betas, 0)           # abar_t, float64
+        self._snr = self.alphas_cumprod / (1 - self.alphas_cumprod)  # SNR_t, float64 (see snr)
         self._tables = {}                                           # abar with t = -1 in front, per device
 
     def _at(self, values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -54,7 +55,11 @@ class NoiseSchedule:
 
     def snr(self) -> torch.Tensor:
         """Signal-to-noise ratio abar / (1 - abar) per timestep (Kingma et al. 2021)."""
-        return self.alphas_cumprod / (1 - self.alphas_cumprod)
+        return self._snr.clone()
+
+    def snr_at(self, t: torch.Tensor) -> torch.Tensor:
+        """SNR_t for a batch of timesteps t >= 0, float32 on t's device (the table is copied there once)."""
+        return self._at(self._snr, t, t.float()).view(-1)
 
     # q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I)  (Ho et al. eq. 4)
     def q_sample(self, x0, t, noise):
@@ -135,24 +140,30 @@ def training_loss(model, schedule: NoiseSchedule, x0, y, prediction: str, p_unco
     target = schedule.target(x0, noise, t, prediction)
     if min_snr_gamma is None:
         return F.mse_loss(out.float(), target)
-    snr = schedule.snr().float()[t]
+    snr = schedule.snr_at(t)
     weight = snr.clamp(max=min_snr_gamma) / (snr + 1 if prediction == "v" else snr)
     per_example = (out.float() - target).square().flatten(1).mean(1)
     return (weight * per_example).mean()
 
 
 def guided_denoiser(model, schedule, prediction, y, guidance: float = 1.0,
-                    interval: tuple[int, int] | None = None, null_class: int = NUM_CLASSES) -> Callable:
+                    interval: tuple[int, int] | None = None, null_class: int = NUM_CLASSES,
+                    conditional: bool | None = None) -> Callable:
     """(x_t, t) -> (x0_hat, eps_hat) with classifier-free guidance (Ho & Salimans 2022):
     out = out_uncond + w * (out_cond - out_uncond). Guidance is linear in the output, so guiding
     eps or v is the same. Outside `interval` (t_lo, t_hi) it is skipped, which saves the second
-    evaluation and keeps diversity (Kynkaenniemi et al. 2024, "guidance in a limited interval")."""
+    evaluation and keeps diversity (Kynkaenniemi et al. 2024, "guidance in a limited interval").
+    conditional: whether any label in y is a class rather than the null class (an unconditional
+    batch has nothing to guide: one pass a step); None reads it from y, once, here: reading y on
+    a GPU waits for it, so it is not done at every step."""
     null = torch.full_like(y, null_class)
+    if conditional is None:
+        conditional = bool((y != null_class).any())
 
     def denoise(x, t: int):
         tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         use = guidance != 1.0 and (interval is None or interval[0] <= t <= interval[1])
-        if use and (y != null).any():
+        if use and conditional:
             both = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([y, null]))
             cond, uncond = both.float().chunk(2)
             out = uncond + guidance * (cond - uncond)

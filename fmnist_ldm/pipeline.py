@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .data import parse_class, to_model_range, to_uint8
-from .device import PerImageNoise, autocast, describe, get_device, randn
+from .device import NonFiniteError, PerImageNoise, amp_dtype, autocast, describe, get_device, randn
 from .diffusion import NoiseSchedule, guided_denoiser, sample
 from .distill import consistency_sample, student_timesteps
 from .weights import MODEL_DIR, load_pair, load_student
@@ -39,24 +39,33 @@ class Samples:
 
 
 def _count_unet_passes(generate):
-    """Around Pipeline.generate: log every UNet call (its timestep and batch rows, see _model) and
-    put on the returned Samples what ran, counted rather than computed from the arguments, so
-    that the numbers cannot drift from the samplers: DDPM takes every timestep whatever `steps`
-    says, and a guided step runs the UNet on a doubled batch (conditional and unconditional)."""
+    """Around Pipeline.generate: log the batch rows of every UNet call (see _model) and the batches
+    run, and put on the returned Samples what ran, counted rather than computed from the
+    arguments, so that the numbers cannot drift from the samplers: DDPM takes every timestep
+    whatever `steps` says, and a guided step runs the UNet on a doubled batch (conditional and
+    unconditional)."""
     @functools.wraps(generate)
     def counted(self, labels, *args, **kwargs):
-        self._unet_log = []
+        self._unet_log, self._batches = [], 0
         try:
             samples = generate(self, labels, *args, **kwargs)
         finally:
-            log, self._unet_log = self._unet_log, None
-        # each batch starts at the same first timestep, once, so it counts the batches
-        batches = sum(t == log[0][0] for t, _ in log)
-        samples.steps = len(log) // batches
-        passes = sum(rows for _, rows in log) / len(samples.labels)
+            log, batches, self._unet_log = self._unet_log, self._batches, None
+        samples.steps = len(log) // batches             # one UNet call per step and batch
+        passes = sum(log) / len(samples.labels)
         samples.unet_passes = int(passes) if passes.is_integer() else passes
         return samples
     return counted
+
+
+def _watch_finite(denoise, seen: list):
+    """denoise, noting after each step whether its guess is finite. The notes stay on the device
+    and are read once, after the run (reading one at every step would wait for the GPU)."""
+    def watched(x, t):
+        x0, eps = denoise(x, t)
+        seen.append((t, torch.isfinite(x0).all()))
+        return x0, eps
+    return watched
 
 
 def _check_generate_args(pipe, labels, sampler, steps, guidance, guidance_interval, seed, eta,
@@ -138,7 +147,8 @@ def _check_generate_args(pipe, labels, sampler, steps, guidance, guidance_interv
 
 
 class Pipeline:
-    _unet_log = None     # [(timestep, rows)] of the UNet calls while generate runs
+    _unet_log = None     # the batch rows of each UNet call while generate runs
+    _batches = 0         # and the batches it ran
     model_dir = None     # where from_pretrained found the weights (and looks for the student)
 
     def __init__(self, unet, cfg, vae=None, device=None, student=None, student_timesteps=None):
@@ -202,7 +212,11 @@ class Pipeline:
         if self.vae is None:
             return z.float().clamp(-1, 1).cpu()
         with autocast(self.device, self.cfg.bf16):
-            return self.vae.decode(z.to(self.device) / self.vae.scale).float().clamp(-1, 1).cpu()
+            images = self.vae.decode(z.to(self.device) / self.vae.scale).float().cpu()
+        if not torch.isfinite(images).all():      # on the CPU already: no extra wait
+            raise NonFiniteError(f"decoding gave NaN or inf pixels ({self._precision()} on {self.device.type}): "
+                                 f"the latents were finite; try FMNIST_AMP=fp32")
+        return images.clamp(-1, 1)
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -243,20 +257,26 @@ class Pipeline:
             from tqdm.auto import tqdm
             chunks = tqdm(chunks, desc="sampling")
         for i in chunks:
-            y = labels[i:i + batch_size].to(self.device)
+            self._batches += 1
+            y_cpu = labels[i:i + batch_size]
+            y = y_cpu.to(self.device)
             x = start[i:i + batch_size].to(self.device).contiguous(memory_format=self.memory_format)
-            noise = PerImageNoise(seed, range(i, i + len(y)))
+            noise, seen = PerImageNoise(seed, range(i, i + len(y))), []
+            conditional = bool((y_cpu != self.cfg.num_classes).any())      # read on the CPU: no wait
             if sampler == "distilled":             # guidance is folded into the student: one pass a step
-                denoise = guided_denoiser(self._student_model, self.schedule, self.cfg.prediction, y)
-                out = consistency_sample(denoise, self.schedule, x, student_timesteps(self.student_timesteps, steps),
-                                         noise, return_trajectory)
+                denoise = guided_denoiser(self._student_model, self.schedule, self.cfg.prediction, y,
+                                          conditional=conditional)
+                out = consistency_sample(_watch_finite(denoise, seen), self.schedule, x,
+                                         student_timesteps(self.student_timesteps, steps), noise, return_trajectory)
             else:
                 denoise = guided_denoiser(self._model, self.schedule, self.cfg.prediction, y, guidance,
-                                          guidance_interval)
-                out = sample(denoise, self.schedule, x, sampler, steps, eta, t_start, noise, return_trajectory)
+                                          guidance_interval, conditional=conditional)
+                out = sample(_watch_finite(denoise, seen), self.schedule, x, sampler, steps, eta, t_start, noise,
+                             return_trajectory)
             if return_trajectory:
                 out, traj = out
                 trajs.append(traj)
+            self._check_finite(seen, out, i, guidance if sampler != "distilled" else None)
             images.append(to_uint8(self.decode(out)))
         traj = None
         if return_trajectory:
@@ -264,9 +284,28 @@ class Pipeline:
                     "x0": torch.cat([t["x0"].cpu() for t in trajs], 1)}
         return Samples(torch.cat(images), labels, traj)
 
+    def _precision(self) -> str:
+        return str(amp_dtype(self.device, self.cfg.bf16) or "float32").removeprefix("torch.")
+
+    def _check_finite(self, seen, out, first: int, guidance) -> None:
+        """Stop at the first step whose guess went NaN or inf (see _watch_finite), saying where and
+        what to try, instead of decoding it into black images."""
+        ok = torch.stack([f for _, f in seen] + [torch.isfinite(out).all()]).cpu()    # one wait
+        if ok.all():
+            return
+        k = int((~ok).nonzero()[0])
+        where = f"step {k + 1} of {len(seen)} (t = {seen[k][0]})" if k < len(seen) else "the last step"
+        precision = self._precision()
+        too_strong = guidance is not None and guidance > 15
+        tries = ([f"a guidance scale in the useful range (1-15, not {guidance:g})"] if too_strong else []) + \
+                ([f"FMNIST_AMP=fp32 to rule out {precision}"] if precision != "float32" else [])
+        raise NonFiniteError(f"sampling went NaN or inf at {where} for images {first}-{first + len(out) - 1} "
+                             f"({precision} on {self.device.type}): try " + (" or ".join(tries) or
+                             "other weights (these may be broken: retrain, or git checkout model/)"))
+
     def _model(self, x, t, y, unet=None):
         if self._unet_log is not None:
-            self._unet_log.append((int(t[0]), x.shape[0]))
+            self._unet_log.append(x.shape[0])
         with autocast(self.device, self.cfg.bf16):
             return (self.unet if unet is None else unet)(x, t, y)
 

@@ -15,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from .config import Config
-from .device import autocast, get_device, grad_scaler, machine, randn
+from .device import NonFiniteError, amp_dtype, autocast, generator, get_device, grad_scaler, machine, randn
 from .data import LatentDataset, load_fashion_mnist, to_model_range
 from .diffusion import NoiseSchedule, training_loss
 from .vae import DecoderGAN
@@ -42,6 +42,28 @@ def ema_with_warmup(decay: float):
     return update
 
 
+class EMA(AveragedModel):
+    """torch's AveragedModel (weights and buffers) updated by ema_with_warmup, without waiting for
+    the GPU: AveragedModel.update_parameters copies its step counter from the CPU to the device at
+    every call, and such a copy waits for all the work queued before it. Here the counter is read
+    where it lives, on the CPU. The state dict is AveragedModel's, so checkpoints are unchanged."""
+
+    def __init__(self, model, decay: float):
+        super().__init__(model, multi_avg_fn=ema_with_warmup(decay), use_buffers=True)
+
+    @torch.no_grad()
+    def update_parameters(self, model):
+        n = int(self.n_averaged)                     # a CPU tensor: reading it costs no wait
+        pairs = list(zip([*self.module.parameters(), *self.module.buffers()],
+                         [*model.parameters(), *model.buffers()]))
+        for floating in (True, False):               # weights averaged, integer counters copied
+            avg = [a.detach() for a, _ in pairs if a.is_floating_point() == floating]
+            new = [p.detach() for a, p in pairs if a.is_floating_point() == floating]
+            if avg:
+                torch._foreach_copy_(avg, new) if n == 0 else self.multi_avg_fn(avg, new, n)
+        self.n_averaged += 1
+
+
 def _tuples(v):
     return tuple(v) if isinstance(v, list) else v
 
@@ -66,15 +88,20 @@ def fit(model, step_loss, n_items: int, batch_size: int, lr: float, *, epochs: i
     Trains `epochs` passes over the data, or exactly `steps` steps when given.
     AdamW (weight_decay 0 is Adam); lr_schedule(optimizer, total_steps) -> an LR scheduler stepped
     after every step, by default linear warm-up over warmup_steps, then cosine decay.
-    ema_decay: also keep an EMA of the weights and float buffers (ema_with_warmup) and return it;
-    None returns the trained model itself.
+    ema_decay: also keep an EMA of the weights and float buffers (EMA, ema_with_warmup) and return
+    it; None returns the trained model itself.
     ckpt_path: atomic checkpoints every checkpoint_every steps and at the end, holding `fingerprint`
     (what the result depends on, e.g. Config.stage_config): a checkpoint is resumed when the
     fingerprint fields it knows agree, and refused, naming them, when they do not.
     after_step(step, loss): called after every optimiser step (the ablations time steps with it).
     device (see device.py): the model moves there, and step_loss gets indices and a generator on
     it, so the data it indexes should live there too (on a GPU: no per-batch copies, no loader).
-    Mixed precision follows the device (bf16; fp16 with loss scaling on GPUs without bf16).
+    Mixed precision follows the device (bf16; fp16 with loss scaling on GPUs without bf16); a
+    checkpoint resumes under another precision (its loss scaler state is used where one runs).
+    A NaN or inf loss, or weights that went NaN or inf, stop the run with a NonFiniteError naming
+    the stage and step before anything broken is saved: the last checkpoint stays as it was.
+    Nothing in a step waits for the GPU: losses are read every 50 steps, and the data order is
+    drawn once per epoch.
     Returns (model or EMA model, in eval mode, on `device`, {"loss": per-step losses, "seconds":
     training time, earlier processes' included})."""
     if batch_size > n_items:
@@ -89,8 +116,7 @@ def fit(model, step_loss, n_items: int, batch_size: int, lr: float, *, epochs: i
     scaler = grad_scaler(device, bf16)              # a no-op except in float16
     sched = (lr_schedule(opt, total) if lr_schedule else
              torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(warmup_steps, total)))
-    ema = None if ema_decay is None else \
-        AveragedModel(model, multi_avg_fn=ema_with_warmup(ema_decay), use_buffers=True)
+    ema = None if ema_decay is None else EMA(model, ema_decay)
     states = {"model": model, "opt": opt, "sched": sched, **({"ema": ema} if ema else {}),
               **({"scaler": scaler} if scaler.is_enabled() else {})}
     step, history, elapsed = 0, [], 0.0
@@ -102,27 +128,52 @@ def fit(model, step_loss, n_items: int, batch_size: int, lr: float, *, epochs: i
             raise ValueError(f"{ckpt_path} was written with another config ({', '.join(sorted(changed))} "
                              "differ); delete it or use another out_dir to start afresh")
         for name, obj in states.items():
-            obj.load_state_dict(ck[name])
+            if name == "scaler" and name not in ck:
+                continue      # written without loss scaling (CPU, bf16): the scaler starts afresh
+            obj.load_state_dict(ck[name])   # (and a scaler saved under fp16 is not needed here)
         step, history, elapsed = ck["step"], ck["history"], ck["elapsed"]
 
     pending = []                                    # losses still on the device: read every 50 steps
+    precision = str(amp_dtype(device, bf16) or "float32").removeprefix("torch.")
+
+    def stop(what: str, at: int):
+        kept = f"{ckpt_path} is kept as it was" if ckpt_path is not None and ckpt_path.exists() else \
+            "nothing was saved"
+        other = f"FMNIST_AMP=fp32 to rule out {precision}" if precision != "float32" else "another seed"
+        raise NonFiniteError(f"{desc}: {what} at step {at} of {total} ({precision} on {device.type}); "
+                             f"{kept}. Try a lower learning rate, or {other}")
 
     def flush():
-        history.extend(torch.stack(pending).float().tolist()) if pending else None
+        if pending:
+            losses = torch.stack(pending).float().tolist()
+            first = step - len(losses) + 1
+            for i, v in enumerate(losses):
+                if not math.isfinite(v):
+                    stop(f"the loss became {v}", first + i)
+            history.extend(losses)
         pending.clear()
+
+    def check_weights():                          # one wait per checkpoint, and at the end
+        weights = [*model.parameters(), *([] if ema is None else ema.parameters())]
+        if not torch.stack([torch.isfinite(w.detach()).all() for w in weights]).all():
+            stop("the weights became NaN or inf", step)
 
     def save():
         flush()
+        check_weights()
         atomic_save({**{name: obj.state_dict() for name, obj in states.items()}, "step": step,
                      "history": history, "elapsed": elapsed, "config": fingerprint}, ckpt_path)
     model.train()
     bar = tqdm(total=total, initial=step, desc=desc, mininterval=2)
     t0 = time.perf_counter() - elapsed
+    order_epoch, order = None, None
     while step < total:
         epoch, i = divmod(step, steps_per_epoch)
-        order = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 10_007 + epoch))
-        idx = order[i * batch_size:(i + 1) * batch_size].to(device)
-        gen = torch.Generator(device).manual_seed(seed * 1_000_003 + step)
+        if epoch != order_epoch:     # drawn on the CPU (the same order on every device), moved once an epoch
+            order_epoch = epoch
+            order = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 10_007 + epoch)).to(device)
+        idx = order[i * batch_size:(i + 1) * batch_size]
+        gen = generator(device, seed * 1_000_003 + step)
         # the one place where the forward pass runs under autocast and the weights are updated
         with autocast(device, bf16):
             loss = step_loss(idx, gen)
@@ -146,23 +197,24 @@ def fit(model, step_loss, n_items: int, batch_size: int, lr: float, *, epochs: i
         if ckpt_path is not None and (step % checkpoint_every == 0 or step == total):
             save()
     flush()
+    check_weights()
     bar.close()
     return (model if ema is None else ema.module).eval(), {"loss": history, "seconds": elapsed}
 
 
 def fit_stage(cfg: Config, stage: str, model, step_loss, n_items: int, batch_size: int, lr: float,
               ckpt_name: str, desc: str, epochs: int | None = None, steps: int | None = None,
-              weight_decay: float = 0.0, device=None):
+              weight_decay: float = 0.0, device=None, after_step=None):
     """fit() with a pipeline stage's settings from cfg: its seed, warm-up, EMA, bf16, and a
     checkpoint in cfg.out_dir fingerprinted by the fields the stage depends on."""
     return fit(model, step_loss, n_items, batch_size, lr, epochs=epochs, steps=steps, seed=cfg.seed,
                weight_decay=weight_decay, warmup_steps=cfg.warmup_steps, ema_decay=cfg.ema_decay,
                bf16=cfg.bf16, ckpt_path=Path(cfg.out_dir) / ckpt_name,
                fingerprint=cfg.stage_config(stage), checkpoint_every=cfg.checkpoint_every, desc=desc,
-               device=device)
+               device=device, after_step=after_step)
 
 
-def train_vae(cfg: Config, images: torch.Tensor, device=None):
+def train_vae(cfg: Config, images: torch.Tensor, device=None, after_step=None):
     """images: float [N,1,28,28] in [-1,1]. Trains on `device` (device.py's policy; the images
     move there once). Returns the EMA VAE with its latent scale set, its history (with
     "encode_seconds"), and the posterior (mean, std) of every image (the UNet's training data),
@@ -172,17 +224,18 @@ def train_vae(cfg: Config, images: torch.Tensor, device=None):
     vae, images = build_vae(cfg, stage="vae"), images.to(device)
     loss = lambda idx, gen: vae.loss(images[idx], cfg.vae_kl_weight, gen)[0]
     vae, hist = fit_stage(cfg, "vae", vae, loss, len(images), cfg.vae_batch_size, cfg.vae_lr,
-                          "vae.ckpt", "VAE", epochs=cfg.vae_epochs, device=device)
+                          "vae.ckpt", "VAE", epochs=cfg.vae_epochs, device=device,
+                          after_step=after_step)
     t0 = time.perf_counter()
     mean, std = encode(vae, images, cfg)
     hist["encode_seconds"] = time.perf_counter() - t0      # this process's, even when the VAE was loaded
-    z = mean + std * randn(mean.shape, cfg.seed, device)  # drawn on the CPU: the same scale on every device
+    z = mean + std * randn(mean.shape, cfg.seed, mean.device)  # on the CPU: the same scale on every device
     vae.scale.fill_(1.0 / z.std().item())    # unit-variance latents for the diffusion model
-    return vae.cpu(), hist, (mean.cpu(), std.cpu())
+    return vae.cpu(), hist, (mean, std)
 
 
 def sharpen_decoder(cfg: Config, vae, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-                    device=None):
+                    device=None, after_step=None):
     """Fine-tune the decoder against a patch discriminator (encoder, latents and scale unchanged).
     mean, std: the posterior of every image. Returns the VAE with the EMA decoder (on the CPU),
     and history."""
@@ -197,20 +250,22 @@ def sharpen_decoder(cfg: Config, vae, images: torch.Tensor, mean: torch.Tensor, 
         z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen, device=device)
         return gan.loss(images[idx], z, cfg.vae_gan_weight)[0]
     ema_gan, hist = fit_stage(cfg, "decoder_gan", gan, loss, len(images), cfg.vae_batch_size, cfg.vae_gan_lr,
-                              "decoder_gan.ckpt", "decoder (GAN)", epochs=cfg.vae_gan_epochs, device=device)
+                              "decoder_gan.ckpt", "decoder (GAN)", epochs=cfg.vae_gan_epochs, device=device,
+                              after_step=after_step)
     vae.decoder.load_state_dict(ema_gan.decoder.state_dict())
     return vae.cpu().eval(), hist
 
 
 @torch.no_grad()
 def encode(vae, images: torch.Tensor, cfg: Config, batch: int = 1000):
-    """Posterior (mean, std) of every image, in batches, on the VAE's device."""
+    """Posterior (mean, std) of every image, in batches on the VAE's device; like the Pipeline,
+    CPU tensors out (from images on any device), so a caller never mixes devices."""
     means, stds = [], []
     device = vae.scale.device
     with autocast(device, cfg.bf16):
         for i in range(0, len(images), batch):
             m, logvar = vae.encode(images[i:i + batch].to(device))
-            means.append(m.float()), stds.append(torch.exp(0.5 * logvar.float()))
+            means.append(m.float().cpu()), stds.append(torch.exp(0.5 * logvar.float()).cpu())
     return torch.cat(means), torch.cat(stds)
 
 
@@ -225,7 +280,7 @@ def unet_loss(cfg: Config, unet, data: LatentDataset):
     return loss
 
 
-def train_unet(cfg: Config, data: LatentDataset, device=None):
+def train_unet(cfg: Config, data: LatentDataset, device=None, after_step=None):
     """The EMA UNet trained on `data` for cfg.unet_epochs (or exactly cfg.unet_steps) on `device`
     (the latents move there once: they fit in any GPU's memory), and history. The UNet comes
     back on the CPU."""
@@ -234,7 +289,8 @@ def train_unet(cfg: Config, data: LatentDataset, device=None):
     unet, data = build_unet(cfg), data.to(device)
     unet, hist = fit_stage(cfg, "unet", unet, unet_loss(cfg, unet, data), len(data), cfg.batch_size, cfg.lr,
                            f"unet_{cfg.space}.ckpt", f"UNet ({cfg.space})", epochs=cfg.unet_epochs,
-                           steps=cfg.unet_steps, weight_decay=cfg.weight_decay, device=device)
+                           steps=cfg.unet_steps, weight_decay=cfg.weight_decay, device=device,
+                           after_step=after_step)
     return unet.cpu(), hist
 
 

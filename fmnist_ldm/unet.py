@@ -24,7 +24,7 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) 
     """Sinusoidal embedding (Vaswani et al. 2017, used by Ho et al. 2020):
     emb[2i] = cos(t / P^(i/half)), emb[2i+1]... stored as [cos | sin] halves."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t.float()[:, None] * freqs[None]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 

@@ -128,7 +128,8 @@ class VAE(nn.Module):
         recon, mean, logvar = self(x, generator)
         rec = pixel_loss(recon, x)
         kl = self.kl(mean.float(), logvar.float())
-        return rec + kl_weight * kl, {"rec": rec.item(), "kl": kl.item()}
+        # the parts stay tensors: reading them (.item()) at every step would wait for the GPU
+        return rec + kl_weight * kl, {"rec": rec.detach(), "kl": kl.detach()}
 
 
 class PatchDiscriminator(nn.Module):
@@ -174,5 +175,5 @@ class DecoderGAN(nn.Module):
         g_adv = -functional_call(self.disc, frozen, (fake,)).float().mean()
         d_loss = (F.relu(1 - self.disc(x).float()).mean()
                   + F.relu(1 + self.disc(fake.detach()).float()).mean())
-        return rec + adv_weight * g_adv + d_loss, {"rec": rec.item(), "g_adv": g_adv.item(),
-                                                   "d": d_loss.item()}
+        return rec + adv_weight * g_adv + d_loss, {"rec": rec.detach(), "g_adv": g_adv.detach(),
+                                                   "d": d_loss.detach()}

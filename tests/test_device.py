@@ -36,13 +36,26 @@ def test_a_device_that_is_not_here_is_one_clear_error(monkeypatch, name, needle)
         D.get_device()
 
 
-def test_precision_per_device(monkeypatch):
-    cuda, mps, cpu = torch.device("cuda"), torch.device("mps"), torch.device("cpu")
+@pytest.mark.parametrize("capability,expect", [((7, 5), torch.float16), ((7, 0), torch.float16),
+                                               ((8, 0), torch.bfloat16), ((8, 9), torch.bfloat16),
+                                               ((9, 0), torch.bfloat16)])
+def test_cuda_precision_follows_the_compute_capability(monkeypatch, capability, expect):
+    """bf16 from compute capability 8.0 on (A100, L4, H100), fp16 with a scaler below (T4 7.5,
+    V100 7.0), whatever torch.cuda.is_bf16_supported says: in this torch it is True on a T4 too,
+    where bf16 is emulated (and the old code picked it)."""
+    monkeypatch.delenv(D.AMP_VAR, raising=False)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert D.amp_dtype(cuda) == torch.bfloat16
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)   # e.g. a T4
-    assert D.amp_dtype(cuda) == torch.float16
+    monkeypatch.setattr(D, "cuda_capability", lambda device: capability)
+    cuda = torch.device("cuda")
+    assert D.amp_dtype(cuda) == expect
     assert D.amp_dtype(cuda, enabled=False) is None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)       # GradScaler asks
+    assert D.grad_scaler(cuda).is_enabled() == (expect == torch.float16)
+
+
+def test_precision_per_device(monkeypatch):
+    mps, cpu = torch.device("mps"), torch.device("cpu")
+    monkeypatch.delenv(D.AMP_VAR, raising=False)
     assert D.amp_dtype(mps) is None
     for env, expect in (("1", torch.bfloat16), ("0", None)):
         monkeypatch.setenv("FMNIST_BF16", env)
@@ -51,8 +64,55 @@ def test_precision_per_device(monkeypatch):
     D.fast_cpu_bf16.cache_clear()
 
 
+@pytest.mark.parametrize("avx512_bf16,amx,expect", [(False, False, False), (True, False, True), (False, True, True)])
+def test_cpu_bf16_needs_native_bf16_not_just_avx512(monkeypatch, avx512_bf16, amx, expect):
+    """oneDNN's own check says yes on any AVX-512 CPU; bf16 is fast only with AVX-512 bf16 or AMX."""
+    monkeypatch.delenv("FMNIST_BF16", raising=False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)    # any AVX-512 CPU
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    D.fast_cpu_bf16.cache_clear()
+    try:
+        assert D.fast_cpu_bf16() is expect
+    finally:
+        D.fast_cpu_bf16.cache_clear()
+
+
+def test_fmnist_amp_overrides_every_device(monkeypatch):
+    for env, expect in (("fp16", torch.float16), ("bf16", torch.bfloat16), ("fp32", None)):
+        monkeypatch.setenv(D.AMP_VAR, env)
+        for dev in ("cpu", "cuda", "mps"):
+            assert D.amp_dtype(torch.device(dev)) == expect
+        assert D.amp_dtype(torch.device("cpu"), enabled=False) is None     # cfg.bf16=False still wins
+    monkeypatch.setenv(D.AMP_VAR, "half")
+    with pytest.raises(D.DeviceError, match="FMNIST_AMP='half': use bf16, fp16 or fp32"):
+        D.amp_dtype(torch.device("cpu"))
+
+
+def test_an_unusable_nvidia_gpu_is_said_in_one_line(monkeypatch, capsys):
+    """nvidia-smi is here but torch sees no GPU (a driver older than the CUDA build): said, not silent."""
+    monkeypatch.delenv(D.ENV_VAR, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(D, "_mps_available", lambda: False)
+    monkeypatch.setattr(D.shutil, "which", lambda name: "/usr/bin/nvidia-smi" if name == "nvidia-smi" else None)
+    D._say_unusable_gpu.cache_clear()
+    try:
+        assert D.get_device() == torch.device("cpu")
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "NVIDIA GPU is here" in err and "driver" in err and torch.__version__ in err
+        D.get_device()
+        assert capsys.readouterr().err == ""                     # once per process
+        with pytest.raises(D.DeviceError, match="NVIDIA GPU is here.*cannot use it"):
+            D.get_device("cuda")
+    finally:
+        D._say_unusable_gpu.cache_clear()
+    monkeypatch.setattr(D.shutil, "which", lambda name: None)
+    assert D.unusable_gpu() is None
+
+
 def test_cpu_autocast_only_where_fast(monkeypatch):
     """cfg.bf16 asks for bf16; on the CPU it is used only where it runs fast (or when forced)."""
+    monkeypatch.delenv(D.AMP_VAR, raising=False)
     x, w, cpu = torch.randn(4, 8), torch.randn(8, 8), torch.device("cpu")
     for env, expect in (("1", torch.bfloat16), ("0", torch.float32)):
         monkeypatch.setenv("FMNIST_BF16", env)
