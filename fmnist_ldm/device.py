@@ -29,6 +29,7 @@ import sys
 import torch
 
 ENV_VAR = "FMNIST_DEVICE"
+DEVICE_TYPES = ("cpu", "cuda", "mps")        # what fmnist_ldm runs on (tests add "meta")
 AMP_VAR = "FMNIST_AMP"
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
@@ -71,7 +72,7 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
             raise DeviceError(f"{source} {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
     elif dev.type == "mps" and not _mps_available():
         raise DeviceError(f"{source} {name!r}: Apple's MPS backend is not available here; use --device cpu")
-    elif dev.type not in ("cpu", "cuda", "mps"):
+    elif dev.type not in DEVICE_TYPES:
         raise DeviceError(f"{source} {name!r}: fmnist_ldm runs on cpu, cuda or mps, not {dev.type}")
     return dev
 

@@ -145,7 +145,7 @@ def fit(model, step_loss, n_items: int, batch_size: int, lr: float, *, epochs: i
 
     def flush():
         if pending:
-            losses = torch.stack(pending).float().tolist()
+            losses = torch.stack(pending).float().cpu().tolist()      # one copy, one wait
             first = step - len(losses) + 1
             for i, v in enumerate(losses):
                 if not math.isfinite(v):
@@ -222,8 +222,7 @@ def train_vae(cfg: Config, images: torch.Tensor, device=None, after_step=None):
     torch.manual_seed(cfg.seed)
     device = get_device(device)
     vae, images = build_vae(cfg, stage="vae"), images.to(device)
-    loss = lambda idx, gen: vae.loss(images[idx], cfg.vae_kl_weight, gen)[0]
-    vae, hist = fit_stage(cfg, "vae", vae, loss, len(images), cfg.vae_batch_size, cfg.vae_lr,
+    vae, hist = fit_stage(cfg, "vae", vae, vae_loss(cfg, vae, images), len(images), cfg.vae_batch_size, cfg.vae_lr,
                           "vae.ckpt", "VAE", epochs=cfg.vae_epochs, device=device,
                           after_step=after_step)
     t0 = time.perf_counter()
@@ -245,11 +244,7 @@ def sharpen_decoder(cfg: Config, vae, images: torch.Tensor, mean: torch.Tensor, 
     if cfg.vae_gan_decoder_blocks > vae.decoder.blocks:
         vae.decoder = vae.decoder.deepened(cfg.vae_gan_decoder_blocks)
     gan = DecoderGAN(vae.decoder)
-
-    def loss(idx, gen):
-        z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen, device=device)
-        return gan.loss(images[idx], z, cfg.vae_gan_weight)[0]
-    ema_gan, hist = fit_stage(cfg, "decoder_gan", gan, loss, len(images), cfg.vae_batch_size, cfg.vae_gan_lr,
+    ema_gan, hist = fit_stage(cfg, "decoder_gan", gan, decoder_gan_loss(cfg, gan, images, mean, std), len(images), cfg.vae_batch_size, cfg.vae_gan_lr,
                               "decoder_gan.ckpt", "decoder (GAN)", epochs=cfg.vae_gan_epochs, device=device,
                               after_step=after_step)
     vae.decoder.load_state_dict(ema_gan.decoder.state_dict())
@@ -267,6 +262,21 @@ def encode(vae, images: torch.Tensor, cfg: Config, batch: int = 1000):
             m, logvar = vae.encode(images[i:i + batch].to(device))
             means.append(m.float().cpu()), stds.append(torch.exp(0.5 * logvar.float()).cpu())
     return torch.cat(means), torch.cat(stds)
+
+
+def vae_loss(cfg: Config, vae, images: torch.Tensor):
+    """step_loss(indices, generator) of the VAE stage: reconstruction + KL of one batch of `images`
+    (on the training device)."""
+    return lambda idx, gen: vae.loss(images[idx], cfg.vae_kl_weight, gen)[0]
+
+
+def decoder_gan_loss(cfg: Config, gan, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor):
+    """step_loss of the decoder-GAN stage: latents drawn from each image's posterior (mean, std),
+    decoded, judged; images, mean and std on the training device."""
+    def loss(idx, gen):
+        z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen, device=mean.device)
+        return gan.loss(images[idx], z, cfg.vae_gan_weight)[0]
+    return loss
 
 
 def unet_loss(cfg: Config, unet, data: LatentDataset):
