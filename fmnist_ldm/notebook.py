@@ -12,28 +12,36 @@ import time
 import torch
 
 from .config import IMAGE_SIZE, Config, preset, setup_cpu
-from .device import describe, get_device
+from .device import describe, get_device, synchronize
 
 MODES = ("fast", "full")
 REPO_URL = "https://github.com/fmnist-ldm/fmnist-ldm"     # the one place it is written (see SETUP_CELL)
 
-# The first code cell of every notebook, verbatim (tests/test_notebooks_sync.py checks it). A bare
+# The first code cell of every notebook, verbatim (tests/test_colab.py checks it). A bare
 # notebook opened in Colab has no repo around it: this cell clones the repo (code and shipped
-# weights), installs it and moves into it. In a checkout, where the package is installed, it
-# does nothing.
+# weights) and installs it, saying in plain words what failed if git or pip does. Colab starts
+# every session in /content, after "Restart session" too, when the package is already
+# installed: the cell then only moves back into the course. In a checkout it does nothing.
 SETUP_CELL = f"""\
 # Setup: in Colab (or any Jupyter without the package) fetch the course, its code and shipped weights.
 import importlib.util, os, subprocess, sys
 if importlib.util.find_spec("fmnist_ldm") is None:
     repo = os.environ.get("FMNIST_LDM_REPO", "{REPO_URL}")
-    if not os.path.isdir("fmnist-ldm"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", repo, "fmnist-ldm"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "fmnist-ldm"], check=True)
+    clone = [] if os.path.isdir("fmnist-ldm") else [["git", "clone", "--depth", "1", repo, "fmnist-ldm"]]
+    for cmd in clone + [[sys.executable, "-m", "pip", "install", "-e", "fmnist-ldm"]]:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"Setup failed: `{{' '.join(cmd)}}` said:\\n{{done.stderr[-1500:]}}\\nCheck the "
+                               "internet connection (and FMNIST_LDM_REPO, if set), then run this cell again.")
     sys.path.insert(0, os.path.abspath("fmnist-ldm"))
-    os.chdir("fmnist-ldm/notebooks")
     import torch
     if not torch.cuda.is_available():
-        print("No GPU here: in Colab, Runtime -> Change runtime type -> GPU makes training minutes, not hours.")"""
+        print("No GPU here: in Colab, Runtime -> Change runtime type -> GPU makes training minutes, not hours.")
+if os.path.isdir("fmnist-ldm/notebooks"):      # Colab's /content, also after Runtime -> Restart session
+    os.chdir("fmnist-ldm/notebooks")"""
+
+# What Colab reads from a notebook's metadata to open it on a GPU runtime (every .ipynb carries it).
+COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}
 
 
 def notebook_mode(device: torch.device | None = None) -> tuple[str, str]:
@@ -81,8 +89,7 @@ def _seconds_per_step(model, loss_fn, steps: int = 2) -> float:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if next(model.parameters()).device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(next(model.parameters()).device)        # CUDA and MPS run asynchronously
         times.append(time.perf_counter() - t0)
     return sorted(times[1:])[len(times[1:]) // 2]
 

@@ -31,14 +31,18 @@
 import importlib.util, os, subprocess, sys
 if importlib.util.find_spec("fmnist_ldm") is None:
     repo = os.environ.get("FMNIST_LDM_REPO", "https://github.com/fmnist-ldm/fmnist-ldm")
-    if not os.path.isdir("fmnist-ldm"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", repo, "fmnist-ldm"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "fmnist-ldm"], check=True)
+    clone = [] if os.path.isdir("fmnist-ldm") else [["git", "clone", "--depth", "1", repo, "fmnist-ldm"]]
+    for cmd in clone + [[sys.executable, "-m", "pip", "install", "-e", "fmnist-ldm"]]:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"Setup failed: `{' '.join(cmd)}` said:\n{done.stderr[-1500:]}\nCheck the "
+                               "internet connection (and FMNIST_LDM_REPO, if set), then run this cell again.")
     sys.path.insert(0, os.path.abspath("fmnist-ldm"))
-    os.chdir("fmnist-ldm/notebooks")
     import torch
     if not torch.cuda.is_available():
         print("No GPU here: in Colab, Runtime -> Change runtime type -> GPU makes training minutes, not hours.")
+if os.path.isdir("fmnist-ldm/notebooks"):      # Colab's /content, also after Runtime -> Restart session
+    os.chdir("fmnist-ldm/notebooks")
 
 # %%
 import matplotlib.pyplot as plt
@@ -110,7 +114,7 @@ with torch.no_grad():
     library, parts = vae.loss(x, cfg.vae_kl_weight, torch.Generator().manual_seed(0))
 print(f"by hand:  reconstruction {rec:.5f}, KL {kl:.3f}, loss {by_hand:.6f}")
 print(f"vae.loss: reconstruction {parts['rec']:.5f}, KL {parts['kl']:.3f}, loss {library:.6f}")
-torch.testing.assert_close(kl, torch.tensor(parts["kl"]))    # the KL term
+torch.testing.assert_close(kl, parts["kl"])    # the KL term
 torch.testing.assert_close(by_hand, library)                  # the whole loss
 
 # %% [markdown]

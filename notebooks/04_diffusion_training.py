@@ -37,14 +37,18 @@
 import importlib.util, os, subprocess, sys
 if importlib.util.find_spec("fmnist_ldm") is None:
     repo = os.environ.get("FMNIST_LDM_REPO", "https://github.com/fmnist-ldm/fmnist-ldm")
-    if not os.path.isdir("fmnist-ldm"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", repo, "fmnist-ldm"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "fmnist-ldm"], check=True)
+    clone = [] if os.path.isdir("fmnist-ldm") else [["git", "clone", "--depth", "1", repo, "fmnist-ldm"]]
+    for cmd in clone + [[sys.executable, "-m", "pip", "install", "-e", "fmnist-ldm"]]:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"Setup failed: `{' '.join(cmd)}` said:\n{done.stderr[-1500:]}\nCheck the "
+                               "internet connection (and FMNIST_LDM_REPO, if set), then run this cell again.")
     sys.path.insert(0, os.path.abspath("fmnist-ldm"))
-    os.chdir("fmnist-ldm/notebooks")
     import torch
     if not torch.cuda.is_available():
         print("No GPU here: in Colab, Runtime -> Change runtime type -> GPU makes training minutes, not hours.")
+if os.path.isdir("fmnist-ldm/notebooks"):      # Colab's /content, also after Runtime -> Restart session
+    os.chdir("fmnist-ldm/notebooks")
 
 # %%
 import dataclasses
@@ -61,7 +65,8 @@ from fmnist_ldm.train import encode, train_unet
 from fmnist_ldm.viz import tile
 
 cfg = notebook_preset()
-shipped = Pipeline.from_pretrained()   # its VAE turns images into latents; its UNet is the trained denoiser
+shipped = Pipeline.from_pretrained(device="cpu")   # its VAE makes the latents, its UNet denoises; on the CPU,
+# like every tensor this notebook makes (the library moves what it trains to the GPU itself)
 sched = shipped.schedule               # cosine, T = 1000: the schedule the shipped UNet was trained with
 
 # %% [markdown]
@@ -165,7 +170,7 @@ labels = test_y[pick]
 def denoise(z, t, y=labels):
     """The shipped UNet's guesses (z0_hat, eps_hat) for z at timestep t, class y, no guidance."""
     tt = torch.full((len(z),), t)
-    out = shipped.unet(z.to(shipped.device), tt.to(shipped.device), y.to(shipped.device)).float().cpu()
+    out = shipped.unet(z, tt, y).float()
     return sched.split(out, z, tt, "v")
 
 z0_hat, eps_hat = denoise(zt, t)
@@ -285,19 +290,18 @@ plt.show()
 
 # %%
 @torch.no_grad()
-def loss_per_t(net, device, n=4000, batch=500):
+def loss_per_t(net, n=4000, batch=500):
     z, y = data.batch(torch.arange(n), torch.Generator().manual_seed(0))
     t = torch.arange(n) % sched.T                      # every timestep, four times
     e = torch.randn(z.shape, generator=torch.Generator().manual_seed(1))
-    out = torch.cat([net(sched.q_sample(z[i:i + batch], t[i:i + batch], e[i:i + batch]).to(device),
-                         t[i:i + batch].to(device), y[i:i + batch].to(device)).float().cpu()
-                     for i in range(0, n, batch)])
+    out = torch.cat([net(sched.q_sample(z[i:i + batch], t[i:i + batch], e[i:i + batch]), t[i:i + batch],
+                         y[i:i + batch]).float() for i in range(0, n, batch)])
     return t, (out - sched.target(z, e, t, "v")).square().flatten(1).mean(1)
 
 bins = torch.arange(0, sched.T + 1, 50)
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 3.6))
-for name, net, device in (("shipped UNet", shipped.unet, shipped.device), ("UNet trained above", unet, "cpu")):
-    t, mse = loss_per_t(net, device)
+for name, net in (("shipped UNet", shipped.unet), ("UNet trained above", unet)):
+    t, mse = loss_per_t(net)
     mse_z0 = (1 - sched.alphas_cumprod[t]).float() * mse      # the same error, on z0_hat
     for ax, err in ((a1, mse), (a2, mse_z0)):
         per_bin = [err[(t >= lo) & (t < hi)].mean() for lo, hi in zip(bins[:-1], bins[1:])]
@@ -408,7 +412,7 @@ plt.title("same start, three samplers"); plt.show()
 # mode they are rough; the shipped weights (notebook 05) trained ~30 epochs.
 
 # %%
-mine = Pipeline(unet, ucfg, shipped.vae)
+mine = Pipeline(unet, ucfg, shipped.vae, device="cpu")      # beside shipped's VAE, which stays on the CPU
 s = mine.generate([c for c in range(ucfg.num_classes) for _ in range(8)])
 plt.figure(figsize=(8, 9)); plt.imshow(tile(s.images, ncol=8), cmap="gray")
 plt.yticks([2 + 58 * c + 28 for c in range(ucfg.num_classes)], CLASS_NAMES); plt.xticks([])

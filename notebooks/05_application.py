@@ -29,14 +29,18 @@
 import importlib.util, os, subprocess, sys
 if importlib.util.find_spec("fmnist_ldm") is None:
     repo = os.environ.get("FMNIST_LDM_REPO", "https://github.com/fmnist-ldm/fmnist-ldm")
-    if not os.path.isdir("fmnist-ldm"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", repo, "fmnist-ldm"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "fmnist-ldm"], check=True)
+    clone = [] if os.path.isdir("fmnist-ldm") else [["git", "clone", "--depth", "1", repo, "fmnist-ldm"]]
+    for cmd in clone + [[sys.executable, "-m", "pip", "install", "-e", "fmnist-ldm"]]:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"Setup failed: `{' '.join(cmd)}` said:\n{done.stderr[-1500:]}\nCheck the "
+                               "internet connection (and FMNIST_LDM_REPO, if set), then run this cell again.")
     sys.path.insert(0, os.path.abspath("fmnist-ldm"))
-    os.chdir("fmnist-ldm/notebooks")
     import torch
     if not torch.cuda.is_available():
         print("No GPU here: in Colab, Runtime -> Change runtime type -> GPU makes training minutes, not hours.")
+if os.path.isdir("fmnist-ldm/notebooks"):      # Colab's /content, also after Runtime -> Restart session
+    os.chdir("fmnist-ldm/notebooks")
 
 # %%
 import time
@@ -88,24 +92,25 @@ show(pipe.generate([c for c in range(pipe.cfg.num_classes) for _ in range(6)], s
 # %%
 from torch.testing import assert_close
 from fmnist_ldm.diffusion import ddim_step, ddpm_step, guided_denoiser
-S, w, t, t_next = pipe.schedule, DEFAULTS["guidance"], 499, 449
-y = torch.tensor([6, 7], device=pipe.device)                         # Shirt, Sneaker
-z_t = torch.randn(2, *pipe.shape, generator=torch.Generator().manual_seed(0)).to(pipe.device)
-tt = torch.full((2,), t, device=pipe.device)
+hand = Pipeline.from_pretrained(device="cpu")        # by hand: the shipped models and every tensor on the CPU
+S, w, t, t_next = hand.schedule, DEFAULTS["guidance"], 499, 449
+y = torch.tensor([6, 7])                                             # Shirt, Sneaker
+z_t = torch.randn(2, *hand.shape, generator=torch.Generator().manual_seed(0))
+tt = torch.full((2,), t)
 with torch.no_grad():
-    v_cond, v_null = pipe.unet(z_t, tt, y), pipe.unet(z_t, tt, torch.full_like(y, null))
+    v_cond, v_null = hand.unet(z_t, tt, y), hand.unet(z_t, tt, torch.full_like(y, null))
 v_hat = v_null + w * (v_cond - v_null)                                # classifier-free guidance
 a, a_next = S.abar_at(t), S.abar_at(t_next)
 z0_hat = math.sqrt(a) * z_t - math.sqrt(1 - a) * v_hat               # v -> (z0, eps), notebook 04
 eps_hat = math.sqrt(1 - a) * z_t + math.sqrt(a) * v_hat
 z_ddim = math.sqrt(a_next) * z0_hat + math.sqrt(1 - a_next) * eps_hat
 beta, a_prev = S.betas[t].item(), S.abar_at(t - 1)                     # DDPM goes to t - 1
-noise = torch.randn(z_t.shape, generator=torch.Generator().manual_seed(1)).to(pipe.device)
+noise = torch.randn(z_t.shape, generator=torch.Generator().manual_seed(1))
 mean = (math.sqrt(a_prev) * beta * z0_hat + math.sqrt(1 - beta) * (1 - a_prev) * z_t) / (1 - a)
 z_ddpm = mean + math.sqrt(beta * (1 - a_prev) / (1 - a)) * noise
 
 with torch.no_grad():
-    lib_z0, lib_eps = guided_denoiser(pipe.unet, S, pipe.cfg.prediction, y, w, DEFAULTS["guidance_interval"])(z_t, t)
+    lib_z0, lib_eps = guided_denoiser(hand.unet, S, hand.cfg.prediction, y, w, DEFAULTS["guidance_interval"])(z_t, t)
 close = dict(rtol=1e-4, atol=1e-4)        # the library runs both UNet calls as one batch, which may round differently
 assert_close((z0_hat, eps_hat), (lib_z0, lib_eps), **close)
 assert_close(z_ddim, ddim_step(S, z_t, lib_z0, lib_eps, t, t_next, 0.0, None), **close)

@@ -42,14 +42,18 @@
 import importlib.util, os, subprocess, sys
 if importlib.util.find_spec("fmnist_ldm") is None:
     repo = os.environ.get("FMNIST_LDM_REPO", "https://github.com/fmnist-ldm/fmnist-ldm")
-    if not os.path.isdir("fmnist-ldm"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", repo, "fmnist-ldm"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "fmnist-ldm"], check=True)
+    clone = [] if os.path.isdir("fmnist-ldm") else [["git", "clone", "--depth", "1", repo, "fmnist-ldm"]]
+    for cmd in clone + [[sys.executable, "-m", "pip", "install", "-e", "fmnist-ldm"]]:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"Setup failed: `{' '.join(cmd)}` said:\n{done.stderr[-1500:]}\nCheck the "
+                               "internet connection (and FMNIST_LDM_REPO, if set), then run this cell again.")
     sys.path.insert(0, os.path.abspath("fmnist-ldm"))
-    os.chdir("fmnist-ldm/notebooks")
     import torch
     if not torch.cuda.is_available():
         print("No GPU here: in Colab, Runtime -> Change runtime type -> GPU makes training minutes, not hours.")
+if os.path.isdir("fmnist-ldm/notebooks"):      # Colab's /content, also after Runtime -> Restart session
+    os.chdir("fmnist-ldm/notebooks")
 
 # %%
 import copy
@@ -71,6 +75,7 @@ cfg = notebook_preset()                                   # says the mode (fast 
 mode, _ = notebook_mode()
 dcfg = distill_preset(mode, out_dir=f"runs/notebooks-{mode}/distill")
 pipe = Pipeline.from_pretrained()                          # the teacher: the shipped UNet and VAE
+hand = Pipeline.from_pretrained(device="cpu")              # the same, on the CPU, for the cells by hand
 S, classes = pipe.schedule, list(range(pipe.cfg.num_classes))
 print("teacher:", DEFAULTS)
 
@@ -126,7 +131,7 @@ print(f"{len(runs)} runs, states {tuple(runs.states.shape)} (run, timestep, C, H
 # teacher's one-pass guess lands from where its own runs end.
 
 # %%
-student = copy.deepcopy(pipe.unet).cpu()                     # the starting point: a copy of the teacher
+student = copy.deepcopy(hand.unet)                           # the starting point: a copy of the teacher
 idx = torch.arange(64)
 z_t, t, y, z_end = runs.batch(idx, torch.Generator().manual_seed(0))
 with torch.no_grad():
@@ -169,11 +174,10 @@ print(f"teacher runs {timings['collect_seconds']:.0f} s (this session), distilla
 # with the shipped student, checked against the library's `consistency_sample`:
 
 # %%
-y = torch.tensor(classes, device=pipe.device)
+y = torch.tensor(classes)
 ts = student_timesteps(runs.timesteps, 4)
-noise = [torch.randn(10, *pipe.shape, generator=torch.Generator().manual_seed(i)).to(pipe.device) for i in range(4)]
-f = lambda z, t: S.split(pipe.student(z, torch.full((10,), t, device=pipe.device), y), z,
-                         torch.full((10,), t, device=pipe.device), pipe.cfg.prediction)
+noise = [torch.randn(10, *hand.shape, generator=torch.Generator().manual_seed(i)) for i in range(4)]
+f = lambda z, t: S.split(hand.student(z, torch.full((10,), t), y), z, torch.full((10,), t), hand.cfg.prediction)
 with torch.no_grad():
     z0_hat = f(noise[0], ts[0])[0]                                  # one pass from pure noise
     for t, eps in zip(ts[1:], noise[1:]):
@@ -190,7 +194,8 @@ print("multistep consistency sampling by hand == fmnist_ldm.distill.consistency_
 # at 1, 2, 4 and 8 steps, then the one just trained here at 4, beside the teacher at 4 and at its 20.
 
 # %%
-fast_pipe = Pipeline(pipe.unet, pipe.cfg, pipe.vae, student=fast_student, student_timesteps=runs.timesteps)
+fast_pipe = Pipeline.from_pretrained()                    # the teacher again, with this run's student
+fast_pipe.set_student(fast_student, runs.timesteps)
 rows = [pipe.generate(classes, sampler="distilled", steps=n, seed=0).images for n in (1, 2, 4, 8)]
 rows.append(fast_pipe.generate(classes, sampler="distilled", steps=4, seed=0).images)
 rows += [pipe.generate(classes, steps=n, seed=0).images for n in (4, 20)]

@@ -69,3 +69,27 @@ def test_every_notebook_starts_with_the_setup_cell():
     for nb in NOTEBOOKS:
         first = next(c for c in jupytext.read(nb).cells if c.cell_type == "code")
         assert first.source.strip() == SETUP_CELL.strip(), f"{nb.name}: first code cell is not notebook.SETUP_CELL"
+
+
+def _run_setup_cell(cwd, env, python_flags=()):
+    script = SETUP_CELL + "\nprint('CWD', os.getcwd())"
+    return subprocess.run([sys.executable, *python_flags, "-c", script], cwd=cwd, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_failed_clone_says_what_failed_and_what_to_do(tmp_path):
+    """Not a bare CalledProcessError: the command, git's own words, and what to check."""
+    r = _run_setup_cell(tmp_path, {"FMNIST_LDM_REPO": str(tmp_path / "no-such-repo")}, ("-S",))   # -S: no package
+    assert r.returncode != 0 and "CalledProcessError" not in r.stderr
+    assert "RuntimeError: Setup failed: `git clone --depth 1" in r.stderr and "no-such-repo" in r.stderr
+    assert "Check the internet connection" in r.stderr and not (tmp_path / "fmnist-ldm").exists()
+
+
+def test_after_a_restart_the_setup_cell_moves_back_into_the_course(tmp_path):
+    """Colab's Restart session: the package is installed, the kernel starts in /content again."""
+    (tmp_path / "fmnist-ldm" / "notebooks").mkdir(parents=True)
+    r = _run_setup_cell(tmp_path, {})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith(str(tmp_path / "fmnist-ldm" / "notebooks"))
+    r = _run_setup_cell(tmp_path / "fmnist-ldm" / "notebooks", {})      # in a checkout: stays put
+    assert r.stdout.strip().endswith(str(tmp_path / "fmnist-ldm" / "notebooks"))

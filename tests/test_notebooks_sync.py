@@ -23,3 +23,12 @@ def test_paired_and_stripped(nb_path):
         if c.cell_type == "code":
             assert not c.get("outputs") and c.get("execution_count") is None, \
                 f"{nb_path.name} has outputs: run `nbstripout {nb_path}`"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_colab_opens_each_notebook_on_a_gpu(nb_path):
+    """Colab reads "accelerator" from the notebook's metadata: without it, a CPU runtime opens."""
+    import json
+    from fmnist_ldm.notebook import COLAB_METADATA
+    meta = json.loads(nb_path.read_text())["metadata"]
+    assert {k: meta.get(k) for k in COLAB_METADATA} == COLAB_METADATA
