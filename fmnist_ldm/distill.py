@@ -102,6 +102,9 @@ class Trajectories:
     labels: torch.Tensor
     timesteps: list
 
+    def __post_init__(self):      # the timesteps as a tensor beside the states: not copied at every step
+        self.t_table = torch.tensor(self.timesteps, device=self.states.device)
+
     def __len__(self):
         return len(self.labels)
 
@@ -111,7 +114,7 @@ class Trajectories:
     def batch(self, idx: torch.Tensor, generator: torch.Generator):
         """For each run in idx one of its states at random: (z_t, t, y, end point z_0)."""
         k = torch.randint(0, len(self.timesteps) - 1, (len(idx),), generator=generator, device=idx.device)
-        t = torch.tensor(self.timesteps, device=idx.device)[k]
+        t = self.t_table[k]
         return self.states[idx, k].float(), t, self.labels[idx], self.states[idx, -1].float()
 
 

@@ -57,7 +57,8 @@ def train_judge(epochs: int = 8, seed: int = 0, data_dir=None, batch_size: int =
     judge = Judge()
 
     def loss(idx, gen):
-        dx, dy = torch.randint(-2, 3, (2,), generator=gen, device=gen.device).tolist()
+        # the shift is drawn on the CPU: reading a GPU draw (.tolist()) would wait for the GPU every step
+        dx, dy = torch.randint(-2, 3, (2,), generator=torch.Generator().manual_seed(gen.initial_seed())).tolist()
         xb = torch.roll(F.pad(x[idx], (2, 2, 2, 2), value=-1), (dy, dx), (2, 3))[..., 2:30, 2:30]
         return F.cross_entropy(judge(xb).float(), labels[idx])
     one_cycle = lambda opt, total: torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=total)
