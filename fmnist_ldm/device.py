@@ -143,6 +143,11 @@ def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
     return None
 
 
+def precision(device: torch.device, enabled: bool = True) -> str:
+    """'bfloat16', 'float16' or 'float32': what the forward passes run in on `device`."""
+    return str(amp_dtype(device, enabled) or torch.float32).removeprefix("torch.")
+
+
 def autocast(device: torch.device, enabled: bool = True):
     """Mixed precision on `device` where it is fast, a no-op context elsewhere."""
     dtype = amp_dtype(device, enabled)
@@ -173,15 +178,15 @@ def synchronize(device: torch.device) -> None:
 
 def describe(device: torch.device, enabled: bool = True) -> str:
     """'cuda (NVIDIA T4, float16 autocast)', 'cpu (8 threads, float32)', ... for printing."""
-    dtype = amp_dtype(device, enabled)
-    precision = f"{str(dtype).removeprefix('torch.')} autocast" if dtype else "float32"
+    dtype = precision(device, enabled)
+    how = f"{dtype} autocast" if dtype != "float32" else dtype
     if device.type == "cuda":
         where = "%s, compute capability %d.%d" % (torch.cuda.get_device_name(device), *cuda_capability(device))
     elif device.type == "cpu":
         where = f"{torch.get_num_threads()} threads"
     else:
         where = "Apple GPU"
-    return f"{device.type} ({where}, {precision})"
+    return f"{device.type} ({where}, {how})"
 
 
 def cpu_name() -> str:

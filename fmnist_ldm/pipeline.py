@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .data import parse_class, to_model_range, to_uint8
-from .device import NonFiniteError, PerImageNoise, amp_dtype, autocast, describe, get_device, randn
+from .device import NonFiniteError, PerImageNoise, autocast, describe, get_device, precision, randn
 from .diffusion import NoiseSchedule, guided_denoiser, sample
 from .distill import consistency_sample, student_timesteps
 from .weights import MODEL_DIR, load_pair, load_student
@@ -214,7 +214,8 @@ class Pipeline:
         with autocast(self.device, self.cfg.bf16):
             images = self.vae.decode(z.to(self.device) / self.vae.scale).float().cpu()
         if not torch.isfinite(images).all():      # on the CPU already: no extra wait
-            raise NonFiniteError(f"decoding gave NaN or inf pixels ({self._precision()} on {self.device.type}): "
+            raise NonFiniteError(f"decoding gave NaN or inf pixels ({precision(self.device, self.cfg.bf16)} on "
+                                 f"{self.device.type}): "
                                  f"the latents were finite; try FMNIST_AMP=fp32")
         return images.clamp(-1, 1)
 
@@ -284,9 +285,6 @@ class Pipeline:
                     "x0": torch.cat([t["x0"].cpu() for t in trajs], 1)}
         return Samples(torch.cat(images), labels, traj)
 
-    def _precision(self) -> str:
-        return str(amp_dtype(self.device, self.cfg.bf16) or "float32").removeprefix("torch.")
-
     def _check_finite(self, seen, out, first: int, guidance) -> None:
         """Stop at the first step whose guess went NaN or inf (see _watch_finite), saying where and
         what to try, instead of decoding it into black images."""
@@ -295,12 +293,12 @@ class Pipeline:
             return
         k = int((~ok).nonzero()[0])
         where = f"step {k + 1} of {len(seen)} (t = {seen[k][0]})" if k < len(seen) else "the last step"
-        precision = self._precision()
+        dtype = precision(self.device, self.cfg.bf16)
         too_strong = guidance is not None and guidance > 15
         tries = ([f"a guidance scale in the useful range (1-15, not {guidance:g})"] if too_strong else []) + \
-                ([f"FMNIST_AMP=fp32 to rule out {precision}"] if precision != "float32" else [])
+                ([f"FMNIST_AMP=fp32 to rule out {dtype}"] if dtype != "float32" else [])
         raise NonFiniteError(f"sampling went NaN or inf at {where} for images {first}-{first + len(out) - 1} "
-                             f"({precision} on {self.device.type}): try " + (" or ".join(tries) or
+                             f"({dtype} on {self.device.type}): try " + (" or ".join(tries) or
                              "other weights (these may be broken: retrain, or git checkout model/)"))
 
     def _model(self, x, t, y, unet=None):

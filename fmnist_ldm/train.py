@@ -15,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from .config import Config
-from .device import NonFiniteError, amp_dtype, autocast, generator, get_device, grad_scaler, machine, randn
+from .device import NonFiniteError, autocast, generator, get_device, grad_scaler, machine, precision, randn
 from .data import LatentDataset, load_fashion_mnist, to_model_range
 from .diffusion import NoiseSchedule, training_loss
 from .vae import DecoderGAN
@@ -128,19 +128,21 @@ def fit(model, step_loss, n_items: int, batch_size: int, lr: float, *, epochs: i
             raise ValueError(f"{ckpt_path} was written with another config ({', '.join(sorted(changed))} "
                              "differ); delete it or use another out_dir to start afresh")
         for name, obj in states.items():
+            # across precisions: a checkpoint written without loss scaling (CPU, bf16) starts the
+            # scaler afresh; one written under fp16 keeps a scaler state that is then not read
             if name == "scaler" and name not in ck:
-                continue      # written without loss scaling (CPU, bf16): the scaler starts afresh
-            obj.load_state_dict(ck[name])   # (and a scaler saved under fp16 is not needed here)
+                continue
+            obj.load_state_dict(ck[name])
         step, history, elapsed = ck["step"], ck["history"], ck["elapsed"]
 
     pending = []                                    # losses still on the device: read every 50 steps
-    precision = str(amp_dtype(device, bf16) or "float32").removeprefix("torch.")
+    dtype = precision(device, bf16)
 
     def stop(what: str, at: int):
         kept = f"{ckpt_path} is kept as it was" if ckpt_path is not None and ckpt_path.exists() else \
             "nothing was saved"
-        other = f"FMNIST_AMP=fp32 to rule out {precision}" if precision != "float32" else "another seed"
-        raise NonFiniteError(f"{desc}: {what} at step {at} of {total} ({precision} on {device.type}); "
+        other = f"FMNIST_AMP=fp32 to rule out {dtype}" if dtype != "float32" else "another seed"
+        raise NonFiniteError(f"{desc}: {what} at step {at} of {total} ({dtype} on {device.type}); "
                              f"{kept}. Try a lower learning rate, or {other}")
 
     def flush():
@@ -197,7 +199,8 @@ def fit(model, step_loss, n_items: int, batch_size: int, lr: float, *, epochs: i
         if ckpt_path is not None and (step % checkpoint_every == 0 or step == total):
             save()
     flush()
-    check_weights()
+    if ckpt_path is None:                           # else the last save() checked them
+        check_weights()
     bar.close()
     return (model if ema is None else ema.module).eval(), {"loss": history, "seconds": elapsed}
 
