@@ -1,4 +1,5 @@
-"""Noise schedules, the forward process, training targets, samplers and guidance, by hand.
+"""Noise schedules, the forward process, training targets and the reverse steps, by hand.
+(The samplers that chain the steps, and guidance, live one level up, in sampling.py.)
 
 Notation (Ho et al. 2020): abar_t = prod_{s<=t} (1 - beta_s), t = 0..T-1;
 alpha_t = sqrt(abar_t) (signal), sigma_t = sqrt(1 - abar_t) (noise). Works for any tensor
@@ -7,12 +8,10 @@ shape, so the same code diffuses latents (C x 7 x 7) and pixels (1 x 28 x 28).
 from __future__ import annotations
 
 import math
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 
-from .config import NUM_CLASSES, PREDICTIONS, SCHEDULES, one_of
+from .config import PREDICTIONS, SCHEDULES, one_of
 
 
 def _check_prediction(prediction: str) -> None:
@@ -146,33 +145,6 @@ def training_loss(model, schedule: NoiseSchedule, x0, y, prediction: str, p_unco
     return (weight * per_example).mean()
 
 
-def guided_denoiser(model, schedule, prediction, y, guidance: float = 1.0,
-                    interval: tuple[int, int] | None = None, null_class: int = NUM_CLASSES,
-                    conditional: bool | None = None) -> Callable:
-    """(x_t, t) -> (x0_hat, eps_hat) with classifier-free guidance (Ho & Salimans 2022):
-    out = out_uncond + w * (out_cond - out_uncond). Guidance is linear in the output, so guiding
-    eps or v is the same. Outside `interval` (t_lo, t_hi) it is skipped, which saves the second
-    evaluation and keeps diversity (Kynkaenniemi et al. 2024, "guidance in a limited interval").
-    conditional: whether any label in y is a class rather than the null class (an unconditional
-    batch has nothing to guide: one pass a step); None reads it from y, once, here: reading y on
-    a GPU waits for it, so it is not done at every step."""
-    null = torch.full_like(y, null_class)
-    if conditional is None:
-        conditional = bool((y != null_class).any())
-
-    def denoise(x, t: int):
-        tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        use = guidance != 1.0 and (interval is None or interval[0] <= t <= interval[1])
-        if use and conditional:
-            both = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([y, null]))
-            cond, uncond = both.float().chunk(2)
-            out = uncond + guidance * (cond - uncond)
-        else:
-            out = model(x, tt, y).float()
-        return schedule.split(out, x, tt, prediction)
-    return denoise
-
-
 def _noise_like(x, generator):
     """Fresh N(0, I) noise shaped like x. `generator` is a torch.Generator on x's device (or None:
     the global RNG), or a callable x -> noise such as device.PerImageNoise, which makes each
@@ -221,37 +193,3 @@ def dpmpp2m_step(schedule, x, x0, t, t_next, prev):
         d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * prev[0]
     x_next = math.sqrt((1 - a_next) / (1 - a)) * x - math.sqrt(a_next) * math.expm1(-h) * d
     return x_next, (x0, h)
-
-
-@torch.no_grad()
-def sample(denoise, schedule: NoiseSchedule, x, sampler: str = "dpmpp2m", steps: int = 20,
-           eta: float = 0.0, t_start: int | None = None, generator=None, return_trajectory=False):
-    """Run a reverse process from x (pure noise at t_start, or a noised image) to t = -1.
-
-    sampler: "ddpm" (ancestral, every timestep, so `steps` is ignored),
-             "ddim" (any step count; eta = 0 deterministic, eta = 1 DDPM-like),
-             "dpmpp2m" (second order: good images in 10-20 steps).
-    denoise(x, t) -> (x0_hat, eps_hat), e.g. from guided_denoiser.
-    generator: the stochastic steps' noise source (a torch.Generator or a callable, see _noise_like).
-    Returns the final x, and with return_trajectory also a dict with "t" (the timesteps visited),
-    "x" (the states, [S+1, B, ...]) and "x0" (the clean predictions along the way, [S, B, ...]).
-    """
-    if sampler == "ddpm":
-        steps = schedule.T if t_start is None else t_start + 1
-    elif sampler not in ("ddim", "dpmpp2m"):
-        raise ValueError(f"sampler must be 'ddpm', 'ddim' or 'dpmpp2m', not {sampler!r}")
-    ts = schedule.timesteps(steps, t_start)
-    xs, x0s, prev = [x], [], None
-    for t, t_next in zip(ts[:-1], ts[1:]):
-        x0, eps = denoise(x, t)
-        if sampler == "ddpm":
-            x = ddpm_step(schedule, x, x0, t, generator)
-        elif sampler == "ddim":
-            x = ddim_step(schedule, x, x0, eps, t, t_next, eta, generator)
-        else:
-            x, prev = dpmpp2m_step(schedule, x, x0, t, t_next, prev)
-        if return_trajectory:
-            xs.append(x), x0s.append(x0)
-    if return_trajectory:
-        return x, {"t": ts, "x": torch.stack(xs), "x0": torch.stack(x0s)}
-    return x

@@ -1,7 +1,7 @@
 """Few-step sampling by distillation: a student UNet that jumps from any noise level straight to
 where the guided 20-step teacher sampler would end, so that 1-8 UNet passes draw an image.
 
-The teacher (pipeline.DEFAULTS: DPM-Solver++(2M), 20 steps, guidance 5 for t in [300, 700], 28
+The teacher (sampling.DEFAULTS: DPM-Solver++(2M), 20 steps, guidance 5 for t in [300, 700], 28
 UNet passes) is a deterministic map: its starting noise fixes every later state z_{t_k} of the
 run and its end point z_0 = Phi(z_{t_k}, t_k). We record whole teacher runs and train the student
 f(z_t, t, y) to predict that end point from every state the teacher visited:
@@ -19,7 +19,7 @@ The student keeps the teacher's architecture and output (v), so f is the v-param
 x0 = sqrt(abar_t) z_t - sqrt(1 - abar_t) v, which gives f(z, t) -> z as t -> 0 (the consistency
 boundary condition) for free, and it starts from the teacher's weights.
 
-Sampling (Song et al. 2023, Algorithm 1, "multistep consistency sampling"): predict z_0 from pure
+Sampling (Song et al. 2023, Algorithm 1, "multistep consistency sampling"; sampling.consistency_sample): predict z_0 from pure
 noise, then, for each later timestep t, noise that guess back to t with fresh noise and predict again:
 
     z_t = sqrt(abar_t) z0_hat + sqrt(1 - abar_t) eps,  eps ~ N(0, I);   z0_hat = f(z_t, t)   (2)
@@ -40,7 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from .device import get_device, machine
-from .diffusion import NoiseSchedule, _noise_like
+from .diffusion import NoiseSchedule
+from .sampling import DEFAULTS
 from .train import atomic_save, fit
 
 
@@ -84,16 +85,6 @@ def distill_preset(name: str, **overrides) -> DistillConfig:
     return dataclasses.replace(cfg, **overrides)
 
 
-def student_timesteps(teacher_ts: list[int], steps: int) -> list[int]:
-    """`steps` of the teacher's timesteps (without its final -1), evenly by index from the first:
-    1 -> [999], 2 -> [999, 499], 4 -> [999, 749, 499, 249] for the 20-step teacher."""
-    n = len(teacher_ts) - 1
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= n:
-        raise ValueError(f"steps must be a whole number from 1 to {n} for the distilled sampler "
-                         f"(it learned the teacher's {n} timesteps), not {steps!r}")
-    return [teacher_ts[i * n // steps] for i in range(steps)]
-
-
 @dataclass
 class Trajectories:
     """Teacher runs: states [N, S+1, C, H, W] (S steps; the last is the run's end point z_0),
@@ -119,10 +110,9 @@ class Trajectories:
 
 
 def collect_trajectories(pipe, cfg: DistillConfig, progress: bool = True) -> Trajectories:
-    """cfg.runs runs of the teacher sampler (pipeline.DEFAULTS) on pipe, classes 0..9 and
+    """cfg.runs runs of the teacher sampler (sampling.DEFAULTS) on pipe, classes 0..9 and
     unconditional in turn, kept whole. Written cfg.chunk runs at a time (atomically) to
     cfg.out_dir/trajectories/, so an interrupted collection resumes with the next chunk."""
-    from .pipeline import DEFAULTS
     folder = Path(cfg.out_dir) / "trajectories"
     n_labels = pipe.cfg.num_classes + 1
     parts = []
@@ -178,31 +168,10 @@ def teacher_id(unet) -> str:
     return weights_id(unet.state_dict())
 
 
-@torch.no_grad()
-def consistency_sample(denoise, schedule: NoiseSchedule, x, timesteps: list[int], generator=None,
-                       return_trajectory: bool = False):
-    """Eq. (2), Song et al. 2023 Algorithm 1: x is pure noise at timesteps[0]; denoise(x, t) ->
-    (z0_hat, eps_hat) is the student (one UNet pass). Returns the last z0_hat, and with
-    return_trajectory the same dict as diffusion.sample ("t" ends with -1, "x" the states the
-    student saw and then its final guess, "x0" its guesses)."""
-    xs, x0s, x0 = [x], [], None
-    for k, t in enumerate(timesteps):
-        if k > 0:
-            a = schedule.abar_at(t)
-            x = math.sqrt(a) * x0 + math.sqrt(1 - a) * _noise_like(x0, generator)
-            xs.append(x)
-        x0, _ = denoise(x, t)
-        x0s.append(x0)
-    if return_trajectory:
-        return x0, {"t": list(timesteps) + [-1], "x": torch.stack(xs + [x0]), "x0": torch.stack(x0s)}
-    return x0
-
-
 def train_student(pipe, cfg: DistillConfig, device=None, progress: bool = True):
     """Collect the teacher's runs from `pipe` (resumable), distil, and write the student's weights
     to cfg.out_dir/student.safetensors with what it belongs to (the teacher, its VAE, the teacher's
     timesteps) and how long each part took, on which machine. Returns (student, history, timings)."""
-    from .pipeline import DEFAULTS
     from .weights import save_weights, weights_id
     device = get_device(device)
     t0 = time.perf_counter()
@@ -221,12 +190,11 @@ def train_student(pipe, cfg: DistillConfig, device=None, progress: bool = True):
 
 def teacher_vs_student(pipe, judge, n_per_class: int, steps=(1, 2, 4, 8), seed: int = 0,
                        progress: bool = False) -> list[dict]:
-    """The teacher sampler (pipeline.DEFAULTS, also at its own 20 steps) and the student at each
+    """The teacher sampler (sampling.DEFAULTS, also at its own 20 steps) and the student at each
     step count, on the same classes and seed, timed in this one run (after a warm-up each) and
     scored by metrics.evaluate_samples: class accuracy, FID and FID - real-vs-real at n images.
     progress: print each row as it is measured (the whole table takes minutes on a CPU)."""
     from .metrics import evaluate_samples
-    from .pipeline import DEFAULTS
     labels = [c for c in range(pipe.cfg.num_classes) for _ in range(n_per_class)]
     runs = [("teacher", DEFAULTS["sampler"], n) for n in sorted({*steps, DEFAULTS["steps"]})] + \
            [("student", "distilled", n) for n in steps]

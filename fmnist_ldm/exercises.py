@@ -293,7 +293,7 @@ def check_precision(fn) -> bool:
 def check_renoise(fn) -> bool:
     """fn(z0_hat, abar_t, noise) -> sqrt(abar_t) z0_hat + sqrt(1 - abar_t) noise: the multistep
     consistency sampler's way back up to timestep t (Song et al. 2023, Algorithm 1; distill.py eq. 2)."""
-    from .distill import consistency_sample
+    from .sampling import consistency_sample
     sched = NoiseSchedule("cosine", 1000)
     g = _gen(11)
     z0, noise = torch.randn(2, 4, 7, 7, generator=g), torch.randn(2, 4, 7, 7, generator=g)

@@ -14,16 +14,10 @@ import torch
 
 from .data import parse_class, to_model_range, to_uint8
 from .device import NonFiniteError, PerImageNoise, autocast, describe, get_device, precision, randn
-from .diffusion import NoiseSchedule, guided_denoiser, sample
-from .distill import consistency_sample, student_timesteps
+from .diffusion import NoiseSchedule
+from .sampling import DEFAULTS, consistency_sample, guided_denoiser, sample, student_timesteps
 from .weights import MODEL_DIR, load_pair, load_student
 
-
-
-# The settings we recommend (measured in benchmarks/; see the README's results table).
-# guidance 5 only for t in [300, 700]: >= 97 % class accuracy at the best FID we measured for it
-# (guiding above t = 800 or below 200 costs FID), and 8 of the 20 steps run the UNet twice, not 12.
-DEFAULTS = dict(sampler="dpmpp2m", steps=20, guidance=5.0, guidance_interval=(300, 700))
 SAMPLERS = ("ddpm", "ddim", "dpmpp2m", "distilled")   # distilled: the few-step student (distill.py)
 STUDENT_FILE = "student.safetensors"
 MAX_SEED = 2**63 - 1   # torch also maps negative seeds, but elsewhere -1 means "random", which we lack

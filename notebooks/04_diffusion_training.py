@@ -27,7 +27,7 @@
 # $$q(z_t \mid z_0) = \mathcal N\big(\sqrt{\bar\alpha_t}\, z_0,\ (1-\bar\alpha_t) I\big),\qquad \bar\alpha_t = \textstyle\prod_{s\le t}(1-\beta_s).$$
 # A network learns to undo it one step at a time. This notebook builds the way back by hand: the
 # reverse step, what the network predicts, the loss, a training run, and two samplers, each
-# checked against the library (`fmnist_ldm.diffusion`) that the CLI and notebook 05 sample with.
+# checked against the library (`fmnist_ldm.diffusion`, `fmnist_ldm.sampling`) that the CLI and notebook 05 sample with.
 #
 # Indexing: as in the library, $t = 0, \dots, T-1$ are the noisy steps and $t = -1$ stands for the
 # clean latent ($\bar\alpha_{-1} = 1$), so the last reverse step goes from $t = 0$ to clean.
@@ -59,7 +59,8 @@ from torch.testing import assert_close
 from tqdm.auto import tqdm
 from fmnist_ldm.notebook import notebook_preset, say_estimate
 from fmnist_ldm.data import CLASS_NAMES, LatentDataset, load_fashion_mnist, to_model_range, to_uint8
-from fmnist_ldm.diffusion import NoiseSchedule, ddim_step, ddpm_step, sample
+from fmnist_ldm.diffusion import NoiseSchedule, ddim_step, ddpm_step
+from fmnist_ldm.sampling import sample
 from fmnist_ldm.pipeline import Pipeline
 from fmnist_ldm.train import encode, train_unet
 from fmnist_ldm.viz import tile
@@ -343,7 +344,7 @@ z_99 = sched.q_sample(z0s, torch.full((4,), 99), eps)
 by_hand = ddpm(z_99, 99, torch.Generator().manual_seed(4))
 library = sample(denoise, sched, z_99, sampler="ddpm", t_start=99, generator=torch.Generator().manual_seed(4))
 assert_close(by_hand, library)
-print("DDPM by hand == fmnist_ldm.diffusion.sample(sampler='ddpm')")
+print("DDPM by hand == fmnist_ldm.sampling.sample(sampler='ddpm')")
 
 # %% [markdown]
 # ## DDIM: bigger steps
@@ -394,7 +395,7 @@ for eta in (0.0, 1.0):
                      generator=torch.Generator().manual_seed(5))
     assert_close(by_hand, library)
     rows.append(by_hand)
-print("DDIM loops by hand == fmnist_ldm.diffusion.sample(sampler='ddim')")
+print("DDIM loops by hand == fmnist_ldm.sampling.sample(sampler='ddim')")
 plt.figure(figsize=(5, 4)); plt.imshow(tile(to_uint8(shipped.decode(torch.cat(rows))), ncol=4), cmap="gray")
 plt.yticks([2 + 58 * r + 28 for r in range(3)], ["DDPM, 1000", "DDIM η=0, 20", "DDIM η=1, 20"]); plt.xticks([])
 plt.title("same start, three samplers"); plt.show()

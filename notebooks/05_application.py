@@ -91,7 +91,8 @@ show(pipe.generate([c for c in range(pipe.cfg.num_classes) for _ in range(6)], s
 
 # %%
 from torch.testing import assert_close
-from fmnist_ldm.diffusion import ddim_step, ddpm_step, guided_denoiser
+from fmnist_ldm.diffusion import ddim_step, ddpm_step
+from fmnist_ldm.sampling import guided_denoiser
 hand = Pipeline.from_pretrained(device="cpu")        # by hand: the shipped models and every tensor on the CPU
 S, w, t, t_next = hand.schedule, DEFAULTS["guidance"], 499, 449
 y = torch.tensor([6, 7])                                             # Shirt, Sneaker

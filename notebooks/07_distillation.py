@@ -64,8 +64,9 @@ import torch
 from IPython.display import Markdown, display
 from torch.testing import assert_close
 from fmnist_ldm.data import to_uint8
-from fmnist_ldm.distill import (collect_trajectories, consistency_sample, distill_loss, distill_preset,
-                                rows_to_markdown, student_timesteps, teacher_vs_student, train_student)
+from fmnist_ldm.distill import (collect_trajectories, distill_loss, distill_preset, rows_to_markdown,
+                                teacher_vs_student, train_student)
+from fmnist_ldm.sampling import consistency_sample, student_timesteps
 from fmnist_ldm.metrics import load_judge
 from fmnist_ldm.notebook import notebook_mode, notebook_preset
 from fmnist_ldm.pipeline import DEFAULTS, Pipeline
@@ -186,7 +187,7 @@ with torch.no_grad():
     fresh = iter(noise[1:])
     library = consistency_sample(f, S, noise[0], ts, lambda like: next(fresh))
 assert_close(z0_hat, library)
-print("multistep consistency sampling by hand == fmnist_ldm.distill.consistency_sample")
+print("multistep consistency sampling by hand == fmnist_ldm.sampling.consistency_sample")
 
 # %% [markdown]
 # ## Teacher against student

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from fmnist_ldm.diffusion import NoiseSchedule, guided_denoiser, sample
+from fmnist_ldm.diffusion import NoiseSchedule
+from fmnist_ldm.sampling import guided_denoiser, sample
 
 diffusers = pytest.importorskip("diffusers")
 DIFFUSERS_SCHEDULE = {"linear": "linear", "cosine": "squaredcos_cap_v2"}

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from fmnist_ldm.config import preset
-from fmnist_ldm.diffusion import NoiseSchedule, sample
-from fmnist_ldm.distill import (DistillConfig, Trajectories, collect_trajectories, consistency_sample, distill,
-                                distill_preset, student_timesteps)
+from fmnist_ldm.diffusion import NoiseSchedule
+from fmnist_ldm.distill import DistillConfig, Trajectories, collect_trajectories, distill, distill_preset
 from fmnist_ldm.pipeline import Pipeline
+from fmnist_ldm.sampling import consistency_sample, sample, student_timesteps
 from fmnist_ldm.weights import WeightsError, load_student, save_weights
 
 MU, S = 0.7, 0.4          # the data: every entry ~ N(MU, S^2), independently

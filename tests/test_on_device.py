@@ -24,11 +24,11 @@ from fmnist_ldm import device as D
 from fmnist_ldm import train as T
 from fmnist_ldm.config import preset
 from fmnist_ldm.data import LatentDataset
-from fmnist_ldm.diffusion import NoiseSchedule, ddim_step, ddpm_step, dpmpp2m_step, guided_denoiser, sample, \
-    training_loss
-from fmnist_ldm.distill import Trajectories, consistency_sample, distill_loss
+from fmnist_ldm.diffusion import NoiseSchedule, ddim_step, ddpm_step, dpmpp2m_step, training_loss
+from fmnist_ldm.distill import Trajectories, distill_loss
 from fmnist_ldm.metrics import Judge, judge_features
 from fmnist_ldm.pipeline import Pipeline
+from fmnist_ldm.sampling import consistency_sample, guided_denoiser, sample
 from fmnist_ldm.vae import DecoderGAN, PatchDiscriminator
 from fmnist_ldm.weights import build_unet, build_vae
 

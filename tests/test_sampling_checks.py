@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fmnist_ldm.data import to_uint8
-from fmnist_ldm.diffusion import guided_denoiser
+from fmnist_ldm.sampling import guided_denoiser
 from fmnist_ldm.pipeline import Pipeline
 
 
