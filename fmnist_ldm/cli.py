@@ -132,6 +132,14 @@ def _check_args(a):
             raise UsageError("--guidance and --guidance-interval do not apply to --sampler distilled: the student "
                              f"learned the default guidance ({DEFAULTS['guidance']:g} for t in "
                              "[%d, %d]); use dpmpp2m or ddim to guide otherwise" % DEFAULTS["guidance_interval"])
+        if a.sampler == "distilled" and a.negative is not None:
+            raise UsageError("--negative does not apply to --sampler distilled (its guidance is folded in); "
+                             "use dpmpp2m or ddim")
+        if a.negative is not None:
+            try:
+                a.negative = parse_class(a.negative)
+            except ValueError as e:
+                raise UsageError(f"argument --negative: {e}") from None
         a.steps = a.steps or (STUDENT_STEPS if a.sampler == "distilled" else DEFAULTS["steps"])
         a.guidance = DEFAULTS["guidance"] if a.guidance is None else a.guidance
         if a.guidance_interval is None:
@@ -186,7 +194,7 @@ def cmd_sample(a):
     labels = [c for c in classes for _ in range(a.n_per_class)]
     t0 = time.perf_counter()
     s = pipe.generate(labels, a.sampler, a.steps, a.guidance, a.guidance_interval, a.seed,
-                      progress=len(labels) >= 2000)
+                      progress=len(labels) >= 2000, negative=a.negative)
     dt = time.perf_counter() - t0
     if out.suffix == ".npz":
         import numpy as np
@@ -213,7 +221,8 @@ def _what_ran(a, s, classes) -> str:
     else:
         lo_hi = a.guidance_interval
         how = f"guidance {a.guidance:g} on {guided:g} of the {s.steps} steps" + (
-            f", t in [{lo_hi[0]}, {lo_hi[1]}]" if lo_hi else "")
+            f", t in [{lo_hi[0]}, {lo_hi[1]}]" if lo_hi else "") + (
+            f", away from {CLASS_NAMES[a.negative]!r}" if a.negative is not None else "")
     return f"{a.sampler}, {steps}, {s.unet_passes:g} UNet passes per image: {how}"
 
 
@@ -291,6 +300,8 @@ def main(argv=None):
     s.add_argument("--guidance-interval", type=_interval,
                    help="LO,HI: guide only for timesteps in [LO, HI], or 'none' for every step "
                         "(default %d,%d)" % DEFAULTS["guidance_interval"])
+    s.add_argument("--negative", help="a class to guide away from (a negative prompt), e.g. --class Shirt "
+                                      "--negative T-shirt; default: none (plain classifier-free guidance)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--compile", action="store_true",
                    help="torch.compile the UNet: ~1.5x faster for thousands of images, 20-40 s to start")

@@ -15,7 +15,7 @@ import torch
 from .data import parse_class, to_model_range, to_uint8
 from .device import NonFiniteError, PerImageNoise, autocast, describe, get_device, precision, randn
 from .diffusion import NoiseSchedule
-from .sampling import DEFAULTS, consistency_sample, guided_denoiser, sample, student_timesteps
+from .sampling import DEFAULTS, consistency_sample, ddim_invert, guided_denoiser, sample, student_timesteps
 from .weights import MODEL_DIR, load_pair, load_student
 
 SAMPLERS = ("ddpm", "ddim", "dpmpp2m", "distilled")   # distilled: the few-step student (distill.py)
@@ -62,12 +62,42 @@ def _watch_finite(denoise, seen: list):
     return watched
 
 
+def _classes(labels, name: str, null: int) -> list[int]:
+    """Classes given as indices, names ('Sneaker'), 'none' (the null class), one or a list, as a list
+    of ints; anything else a ValueError starting with `name`."""
+    what = f"classes 0-{null - 1}, {null} (unconditional) or class names such as 'Sneaker'"
+    if isinstance(labels, (torch.Tensor, np.ndarray)):
+        labels = labels.tolist()                   # then each value is checked like a list's
+    if isinstance(labels, (str, numbers.Integral)):
+        labels = [labels]                          # one image
+    try:
+        items = list(labels)
+    except TypeError:
+        raise ValueError(f"{name} must be a list of {what}, not {labels!r}") from None
+    if not items:
+        raise ValueError(f"{name} is empty: give one class per image ({what})")
+    out = []
+    for v in items:
+        if isinstance(v, torch.Tensor) and v.dim() == 0:
+            v = v.item()
+        if isinstance(v, str):
+            try:
+                v = null if v.strip().lower() in ("none", "unconditional") else parse_class(v)
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
+        elif isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v <= null:
+            raise ValueError(f"{name} must be {what}, not {v!r}")
+        out.append(int(v))
+    return out
+
+
 def _check_generate_args(pipe, labels, sampler, steps, guidance, guidance_interval, seed, eta,
-                         batch_size, x_start, t_start) -> torch.Tensor:
+                         batch_size, x_start, t_start, negative=None):
     """generate's arguments, checked before any work: a ValueError that starts with the argument's
     name and says what it takes, instead of an IndexError from deep inside the UNet, a label 3.7
     silently truncated to 3, or a NaN guidance scale that turns every image black. Returns the
-    labels as int64, class names (data.parse_class, or 'none') turned into indices."""
+    labels as int64, class names (data.parse_class, or 'none') turned into indices, and the
+    negative classes likewise (one per image), or None."""
     T, null = pipe.schedule.T, pipe.cfg.num_classes
 
     def whole(name, v, lo, hi, why=""):
@@ -106,29 +136,17 @@ def _check_generate_args(pipe, labels, sampler, steps, guidance, guidance_interv
         raise ValueError(f"seed must be a whole number from 0 to 2**63 - 1, not {seed!r}")
     whole("batch_size", batch_size, 1, math.inf)
 
-    what = f"classes 0-{null - 1}, {null} (unconditional) or class names such as 'Sneaker'"
-    if isinstance(labels, (torch.Tensor, np.ndarray)):
-        labels = labels.tolist()                   # then each value is checked like a list's
-    if isinstance(labels, (str, numbers.Integral)):
-        labels = [labels]                          # one image
-    try:
-        items = list(labels)
-    except TypeError:
-        raise ValueError(f"labels must be a list of {what}, not {labels!r}") from None
-    if not items:
-        raise ValueError(f"labels is empty: give one class per image ({what})")
-    out = []
-    for v in items:
-        if isinstance(v, torch.Tensor) and v.dim() == 0:
-            v = v.item()
-        if isinstance(v, str):
-            try:
-                v = null if v.strip().lower() in ("none", "unconditional") else parse_class(v)
-            except ValueError as e:
-                raise ValueError(f"labels: {e}") from None
-        elif isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v <= null:
-            raise ValueError(f"labels must be {what}, not {v!r}")
-        out.append(int(v))
+    out = _classes(labels, "labels", null)
+    if negative is not None:
+        if sampler == "distilled":
+            raise ValueError("negative does not apply to the distilled sampler (its guidance is folded in); "
+                             "use sampler='dpmpp2m' or 'ddim'")
+        negative = _classes(negative, "negative", null)
+        if len(negative) == 1:
+            negative = negative * len(out)             # one negative class for every image
+        if len(negative) != len(out):
+            raise ValueError(f"negative must be one class, or one per label ({len(out)}), not {len(negative)}")
+        negative = torch.tensor(negative, dtype=torch.long)
 
     if x_start is not None:
         shape = (len(out), *pipe.shape)
@@ -137,7 +155,7 @@ def _check_generate_args(pipe, labels, sampler, steps, guidance, guidance_interv
             raise ValueError(f"x_start must be a float tensor of shape {shape}, one state per label, not {got}")
         if not torch.isfinite(x_start).all():
             raise ValueError("x_start holds NaN or infinite values")
-    return torch.tensor(out, dtype=torch.long)
+    return torch.tensor(out, dtype=torch.long), negative
 
 
 class Pipeline:
@@ -234,16 +252,20 @@ class Pipeline:
                  guidance=DEFAULTS["guidance"], guidance_interval=DEFAULTS["guidance_interval"],
                  seed: int = 0, eta: float = 0.0, batch_size: int = 250, x_start=None,
                  t_start: int | None = None, return_trajectory: bool = False,
-                 progress: bool = False) -> Samples:
+                 progress: bool = False, negative=None, inpaint=None) -> Samples:
         """labels: class per image (0-9, or 10 for unconditional). With x_start/t_start, start from
         a given (e.g. noised real) state at timestep t_start instead of pure noise at T-1.
+        negative: a class (or one per image) that guidance steers away from, in place of the
+        unconditional prediction (a negative prompt; sampling.guided_denoiser).
+        inpaint: (known, keep), the model-space states to keep and where (1) to keep them, one per
+        image: made by Pipeline.inpaint, which is the way to call it.
 
         A seed fixes the images on every device and at every batch size: the starting noise is
         drawn at once on the CPU and then moved, and the noise of stochastic steps (DDPM, DDIM
         with eta > 0) comes from one CPU generator per image (device.PerImageNoise).
         Returns images (uint8), labels and the trajectory on the CPU."""
-        labels = _check_generate_args(self, labels, sampler, steps, guidance, guidance_interval, seed, eta,
-                                      batch_size, x_start, t_start)
+        labels, negative = _check_generate_args(self, labels, sampler, steps, guidance, guidance_interval, seed,
+                                                eta, batch_size, x_start, t_start, negative)
         labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
         start = randn((len(labels), *self.shape), seed, torch.device("cpu")) if x_start is None else x_start
         images, trajs = [], []
@@ -264,10 +286,13 @@ class Pipeline:
                 out = consistency_sample(_watch_finite(denoise, seen), self.schedule, x,
                                          student_timesteps(self.student_timesteps, steps), noise, return_trajectory)
             else:
+                neg = None if negative is None else negative[i:i + batch_size].to(self.device)
+                known, keep = (None, None) if inpaint is None else \
+                    (part[i:i + batch_size].to(self.device) for part in inpaint)
                 denoise = guided_denoiser(self._model, self.schedule, self.cfg.prediction, y, guidance,
-                                          guidance_interval, conditional=conditional)
+                                          guidance_interval, conditional=conditional, negative=neg)
                 out = sample(_watch_finite(denoise, seen), self.schedule, x, sampler, steps, eta, t_start, noise,
-                             return_trajectory)
+                             return_trajectory, known, keep)
             if return_trajectory:
                 out, traj = out
                 trajs.append(traj)
@@ -278,6 +303,38 @@ class Pipeline:
             traj = {"t": trajs[0]["t"], "x": torch.cat([t["x"].cpu() for t in trajs], 1),
                     "x0": torch.cat([t["x0"].cpu() for t in trajs], 1)}
         return Samples(torch.cat(images), labels, traj)
+
+    def inpaint(self, images_uint8, mask, labels, seed: int = 0, **generate_kwargs) -> Samples:
+        """Redraw the masked part of real images, keep the rest: images uint8 [N, 28, 28]; mask
+        bool [N, 28, 28] or one [28, 28] for all, True where to redraw; labels: what to draw there.
+        A latent cell covers 4 x 4 pixels (28 -> 7): it is redrawn if any of its pixels is masked,
+        and kept, as the image's own latent noised to each step's timestep (sampling.sample), if
+        none is. The decoder is not local, so the kept pixels come back close to, not exactly,
+        the originals. generate_kwargs: sampler, steps, guidance, ... as for generate."""
+        images = torch.as_tensor(images_uint8)
+        mask = torch.as_tensor(mask, dtype=torch.bool).expand(images.shape).float()
+        known = self.encode(to_model_range(images))
+        redraw = torch.nn.functional.adaptive_max_pool2d(mask[:, None], known.shape[-2:])   # any pixel of a cell
+        keep = (1 - redraw).expand_as(known).contiguous()
+        return self.generate(labels, seed=seed, inpaint=(known, keep), **generate_kwargs)
+
+    @torch.no_grad()
+    def invert(self, images_uint8, labels, steps: int = 50, batch_size: int = 250) -> torch.Tensor:
+        """DDIM inversion (sampling.ddim_invert): the noise at t = T-1 from which deterministic
+        DDIM with `steps` steps and no guidance draws these images again (up to the inversion's
+        error). Start generate(..., sampler="ddim", steps=steps, x_start=noise) from it: with the
+        same labels and guidance 1 to get the image back, with another class to edit it.
+        CPU in, CPU out."""
+        labels = torch.as_tensor(_classes(labels, "labels", self.cfg.num_classes))
+        z0 = self.encode(to_model_range(torch.as_tensor(images_uint8)))
+        if len(labels) == 1:
+            labels = labels.expand(len(z0))
+        out = []
+        for i in range(0, len(z0), batch_size):
+            y = labels[i:i + batch_size].to(self.device)
+            denoise = guided_denoiser(self._model, self.schedule, self.cfg.prediction, y, conditional=True)
+            out.append(ddim_invert(denoise, self.schedule, z0[i:i + batch_size].to(self.device), steps).float().cpu())
+        return torch.cat(out)
 
     def _check_finite(self, seen, out, first: int, guidance) -> None:
         """Stop at the first step whose guess went NaN or inf (see _watch_finite), saying where and
