@@ -55,9 +55,8 @@ def until(end: float, share: float, shares_left: float) -> float:
 
 def sync(device) -> None:
     """Wait for queued GPU work, so that the clock read next times the work itself."""
-    if device.type == "cuda":
-        import torch
-        torch.cuda.synchronize(device)
+    from fmnist_ldm.device import synchronize
+    synchronize(device)
 
 
 class Report:

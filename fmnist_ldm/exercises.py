@@ -18,7 +18,7 @@ from .diffusion import NoiseSchedule, ddim_step
 
 __all__ = ["check_to_model_range", "check_class_means", "check_reparameterize", "check_kl",
            "check_timestep_embedding", "check_attention", "check_cosine_abar", "check_q_sample",
-           "check_v_to_x0_eps", "check_cfg", "check_ddim_step", "check_frechet_distance",
+           "check_v_to_x0_eps", "check_cfg", "check_ddim_step", "check_majority_cells", "check_frechet_distance",
            "check_precision", "check_renoise", "check_distill_loss"]
 
 
@@ -249,6 +249,25 @@ def check_ddim_step(fn) -> bool:
         (math.sqrt(an) * eps + math.sqrt(1 - an) * x0, "x0 and eps are swapped: the clean guess gets sqrt(abar_next)."),
         (math.sqrt(sched.abar_at(t)) * x0 + math.sqrt(1 - sched.abar_at(t)) * eps,
          "that is the current level: the step lands on abar_next."),
+    ])
+
+
+def check_majority_cells(fn) -> bool:
+    """fn(mask [N, 28, 28] bool, True = redraw) -> float [N, 1, 7, 7]: 1 for the latent cells (4 x 4
+    pixels each) of which more than half the pixels are masked, 0 elsewhere (the notebook's
+    inpainting redraws a cell if any of its pixels is masked)."""
+    g = _gen(9)
+    mask = torch.rand(3, 28, 28, generator=g) < torch.tensor([0.2, 0.5, 0.8]).view(3, 1, 1)
+    mask[0, :8, :8] = True                                    # whole cells, and cells exactly half masked
+    mask[1, :, :2] = True
+    mask[1, :, 2:4] = False
+    share = torch.nn.functional.avg_pool2d(mask[:, None].float(), 4)
+    return _grade("majority cell mask", lambda: fn(mask.clone()), (share > 0.5).float(), [
+        ((share > 0).float(), "that is the notebook's 'any pixel' rule: redraw a cell when more than half of its 16 pixels are masked."),
+        ((share >= 0.5).float(), "a cell with exactly half its pixels masked (8 of 16) is not a majority: use > 0.5."),
+        ((share == 1).float(), "that redraws only fully masked cells: more than half is enough."),
+        ((share <= 0.5).float(), "that is the cells to keep: return 1 where the cell is redrawn."),
+        ((share > 0.5).float()[:, 0], "keep the channel axis: [N, 1, 7, 7], so that it broadcasts over the 4 latent channels."),
     ])
 
 

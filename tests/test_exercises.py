@@ -22,6 +22,7 @@ RIGHT = {
     "check_v_to_x0_eps": lambda v, x, a: (a.sqrt() * x - (1 - a).sqrt() * v, (1 - a).sqrt() * x + a.sqrt() * v),
     "check_cfg": lambda u, c, w: u + w * (c - u),
     "check_ddim_step": lambda x0, eps, an: math.sqrt(an) * x0 + math.sqrt(1 - an) * eps,
+    "check_majority_cells": lambda m: (m[:, None].float().unflatten(2, (7, 4)).unflatten(4, (7, 4)).mean((3, 5)) > 0.5).float(),
     "check_frechet_distance": lambda m1, s1, m2, s2: ((m1 - m2) ** 2).sum() + torch.trace(s1 + s2)
     - 2 * torch.linalg.eigvals(s1 @ s2).sqrt().real.sum(),
     "check_precision": lambda real, fake, k: (torch.cdist(fake, real) <= torch.cdist(real, real).kthvalue(k + 1, 1).values).any(1).float().mean(),
@@ -44,6 +45,7 @@ WRONG = {
     "check_v_to_x0_eps": (lambda v, x, a: ((1 - a).sqrt() * x + a.sqrt() * v, a.sqrt() * x - (1 - a).sqrt() * v), "swapped"),
     "check_cfg": (lambda u, c, w: c + w * (c - u), "unconditional"),
     "check_ddim_step": (lambda x0, eps, an: an * x0 + (1 - an) * eps, "square roots"),
+    "check_majority_cells": (lambda m: torch.nn.functional.max_pool2d(m[:, None].float(), 4), "any pixel"),
     "check_frechet_distance": (lambda m1, s1, m2, s2: ((m1 - m2) ** 2).sum() + torch.trace(s1 + s2)
                                - torch.linalg.eigvals(s1 @ s2).sqrt().real.sum(), "twice"),
     "check_precision": (lambda real, fake, k: (torch.cdist(fake, real) <= torch.cdist(real, real).kthvalue(k, 1).values).any(1).float().mean(), "kthvalue(k + 1)"),
