@@ -303,6 +303,171 @@ save_gif(frames, "runs/ankle_boot.gif", captions=captions)
 display(ShowImage(filename="runs/ankle_boot.gif"))
 
 # %% [markdown]
+# ## What people try next: negative prompts, inpainting, interpolation, inversion
+# Four things Stable Diffusion users do every day, each a few lines on top of the sampler above.
+# The library versions (`fmnist_ldm.sampling`, and `Pipeline.generate(negative=...)`,
+# `Pipeline.inpaint`, `Pipeline.invert`) are what the CLI runs; here the lines that matter are in view.
+#
+# ### Negative prompts
+# Classifier-free guidance pushes away from the *unconditional* prediction. Put another class's
+# prediction in its place and guidance pushes away from that class instead:
+# $\hat v = v_{\text{neg}} + w\,(v_y - v_{\text{neg}})$ (what `negative_prompt` does in `diffusers`).
+# Shirts are the class the judge confuses most, with T-shirts and coats. The same 8 noises as
+# "Shirt", as "Shirt, not T-shirt/top" and as "Shirt, not Coat", guided at every step, with the
+# judge's verdict under each image; then the same three settings on 1,000 shirts each, counted.
+
+# %%
+negatives = [None, 0, 4]                                   # none (plain CFG), T-shirt/top, Coat
+names = ["Shirt"] + [f"Shirt, not {CLASS_NAMES[c]}" for c in negatives[1:]]
+fig, axes = plt.subplots(3, 8, figsize=(9, 4.6))
+for r, neg in enumerate(negatives):
+    images = pipe.generate([6] * 8, guidance_interval=None, seed=3, negative=neg).images
+    verdict = predict(judge, images)
+    for c, ax in enumerate(axes[r]):
+        ax.imshow(images[c], cmap="gray", vmin=0, vmax=255); ax.set_xticks([]); ax.set_yticks([])
+        ax.set_xlabel(CLASS_NAMES[verdict[c]], fontsize=7, color="green" if verdict[c] == 6 else "red")
+    axes[r, 0].set_ylabel(names[r], fontsize=8)
+fig.suptitle("the same 8 noises, guidance 5 at every step"); plt.tight_layout(); plt.show()
+
+n = 1000
+counts = {}
+for name, neg in zip(names, negatives):
+    verdict = predict(judge, pipe.generate([6] * n, guidance_interval=None, seed=11, negative=neg,
+                                           progress=True).images)
+    counts[name] = {c: (verdict == c).float().mean().item() for c in (6, 0, 4, 2)}
+print(f"judged as ... ({n} images each)       Shirt  T-shirt/top  Coat  Pullover")
+for name, share in counts.items():
+    print(f"{name:28s} " + "  ".join(f"{100 * share[c]:8.1f} %" for c in (6, 0, 4, 2)))
+base = counts[names[0]]
+for name, neg in zip(names[1:], negatives[1:]):
+    moved = max((c for c in (6, 0, 4, 2) if c != 6), key=lambda c: abs(counts[name][c] - base[c]))
+    print(f"{name}: judged {CLASS_NAMES[neg]} {100 * base[neg]:.1f} % -> {100 * counts[name][neg]:.1f} %; "
+          f"the largest change elsewhere: {CLASS_NAMES[moved]} {100 * base[moved]:.1f} % -> {100 * counts[name][moved]:.1f} %")
+
+# %% [markdown]
+# Read the table row by row. A negative class can only take away share it had; what guidance
+# pushes away from is everything that class looks like, so the samples can land on a third class
+# that shares less with it: look at the sleeves in the last row of the figure, and at the largest
+# change printed for each negative.
+#
+# ### Inpainting: keep part of a garment, redraw the rest
+# The mask is drawn on the 28×28 pixels; the model works on 7×7 latent cells of 4×4 pixels each,
+# so a cell is redrawn if any of its pixels is masked (a max-pool over each cell). At every step
+# the kept cells are replaced by the image's own latent, noised to that step's $t$; the model only
+# draws the masked cells, and since it sees the kept ones at every step, what it draws fits them.
+# (RePaint, Lugmayr et al. 2022, adds resampling: going back and forth a few times per step
+# harmonises better, at several times the cost. Without it the boundary can show; look for it.)
+# The decoder is not local, so even kept pixels come back slightly changed.
+
+# %%
+bottom = torch.zeros(28, 28, dtype=torch.bool); bottom[14:] = True          # redraw the bottom half
+cell_mask = torch.nn.functional.adaptive_max_pool2d(bottom[None, None].float(), (7, 7))[0, 0]
+print("latent cells redrawn (1) for 'bottom half':\n", cell_mask.int())
+picks = [int((test_y == c).nonzero()[k, 0]) for c, k in ((0, 1), (3, 0), (9, 2))]    # T-shirt, Dress, Ankle boot
+rows, labels = [], []
+for i in picks:
+    src = test_x[i][None]
+    masked = src.clone(); masked[:, bottom] = 128                                    # grey where it redraws
+    fills = pipe.inpaint(src.expand(4, 28, 28), bottom, [int(test_y[i])] * 4, seed=0).images
+    rows.append(torch.cat([src, masked, fills]))
+    labels.append(CLASS_NAMES[int(test_y[i])])
+show(torch.cat(rows), 6, "image, mask (grey: redrawn), four fills of the bottom half", labels)
+
+# %%
+regions = {"bottom half": (slice(14, 28), slice(0, 28)), "top half": (slice(0, 14), slice(0, 28)),
+           "left half": (slice(0, 28), slice(0, 14)), "centre": (slice(8, 20), slice(8, 20))}
+
+def fill(index=0, region="bottom half", as_class="same", seed=0):
+    src, mask = test_x[index][None], torch.zeros(28, 28, dtype=torch.bool)
+    mask[regions[region]] = True
+    label = int(test_y[index]) if as_class == "same" else CLASS_NAMES.index(as_class)
+    masked = src.clone(); masked[:, mask] = 128
+    show(torch.cat([src, masked, pipe.inpaint(src.expand(4, 28, 28), mask, [label] * 4, seed=seed).images]), 6,
+         f"test image {index} ({CLASS_NAMES[int(test_y[index])]}), {region} redrawn as {CLASS_NAMES[label]}")
+
+fill(picks[0], "top half", "Shirt")              # the plain figure a static copy shows; the widget redraws it
+W.interact_manual(fill, index=W.BoundedIntText(value=picks[0], min=0, max=len(test_x) - 1),
+                  region=list(regions), as_class=["same", *CLASS_NAMES], seed=W.IntText(value=0));
+
+# %% [markdown]
+# ### Interpolating between two starting noises
+# Each image is a function of its starting noise, so a path between two noises gives a path
+# between two garments. A straight line $(1-s)\,a + s\,b$ is the wrong path: Gaussian noise in
+# $d = 196$ dimensions has norm close to $\sqrt d$, i.e. it lives near a sphere, and the straight
+# line cuts through the inside: halfway its norm is about $\sqrt{d/2}$, a state quieter than any
+# the model was trained on at $t = 999$. Spherical interpolation (`sampling.slerp`) stays on the
+# sphere:
+# $\operatorname{slerp}(a, b; s) = \frac{\sin((1-s)\theta)}{\sin\theta}\,a + \frac{\sin(s\theta)}{\sin\theta}\,b$, with $\theta$ the angle between $a$ and $b$.
+
+# %%
+from fmnist_ldm.sampling import slerp
+g = torch.Generator().manual_seed(21)
+a, b = torch.randn(1, *pipe.shape, generator=g), torch.randn(1, *pipe.shape, generator=g)
+s = torch.linspace(0, 1, 9)
+paths = {"straight line": torch.cat([(1 - w) * a + w * b for w in s]), "slerp": slerp(a.expand(9, -1, -1, -1), b.expand(9, -1, -1, -1), s)}
+strips = {name: pipe.generate([7] * 9, x_start=path, seed=0).images for name, path in paths.items()}
+for name, path in paths.items():
+    print(f"{name:13s} norm / sqrt(d):", " ".join(f"{v:5.2f}" for v in path.flatten(1).norm(dim=1) / math.sqrt(a.numel())))
+    print(f"{'':13s} mean grey:    ", " ".join(f"{v:5.1f}" for v in strips[name].float().mean((1, 2))))
+show(torch.cat(list(strips.values())), 9, "Sneaker, from noise a (left) to noise b (right)", list(paths))
+
+# %% [markdown]
+# Across two classes the class has to travel too. The UNet takes a class index, not a point
+# between classes, but guidance is linear in its output: mixing the two classes' predictions,
+# $v = (1-s)\,v_{\text{Sneaker}} + s\,v_{\text{Ankle boot}}$, is the same trick as mixing two
+# prompts' embeddings in Stable Diffusion. A few lines, on the CPU copy of the models (`hand`).
+
+# %%
+from fmnist_ldm.sampling import sample
+
+@torch.no_grad()
+def between(s_weight, noise, a_class=7, b_class=9, w=DEFAULTS["guidance"]):
+    """Sample from `noise` with the two classes' predictions mixed (1 - s) : s, then guided."""
+    lo, hi = DEFAULTS["guidance_interval"]
+
+    def denoise(x, t):
+        tt = torch.full((len(x),), t)
+        v = lambda c: hand.unet(x, tt, torch.full((len(x),), c)).float()
+        cond = (1 - s_weight) * v(a_class) + s_weight * v(b_class)
+        out = v(null) + w * (cond - v(null)) if lo <= t <= hi else cond    # guidance as the library does it
+        return hand.schedule.split(out, x, tt, hand.cfg.prediction)
+    return to_uint8(hand.decode(sample(denoise, hand.schedule, noise, steps=DEFAULTS["steps"])))
+
+path = paths["slerp"]
+show(torch.cat([between(float(w), path[k:k + 1]) for k, w in enumerate(s)]), 9,
+     "noise a -> b along the slerp, class Sneaker -> Ankle boot")
+W.interact(lambda s_weight: show(between(s_weight, slerp(a, b, s_weight)), 1, f"s = {s_weight:.2f}"),
+           s_weight=W.FloatSlider(min=0, max=1, step=0.05, value=0.5));
+
+# %% [markdown]
+# ### DDIM inversion: from a real image back to its noise
+# Deterministic DDIM ($\eta = 0$) is an ODE: run it backwards from a real image's latent and you
+# get the noise it would have come from (`sampling.ddim_invert`: the DDIM step read the other way,
+# with the model's $\hat\varepsilon$ taken one step ahead, which is what makes it approximate).
+# Sampling from that noise with the same steps and no guidance gives the image back; sampling
+# from it **as another class** edits it, keeping what the noise encodes (pose, size, brightness).
+# Beside it, SDEdit's version of the same edit (noise to t = 600, denoise as the new class).
+
+# %%
+i = int((test_y == 7).nonzero()[3, 0])                                  # a real sneaker
+src, z_src = test_x[i][None], pipe.encode(to_model_range(test_x[i][None]))
+noise = pipe.invert(src, [7], steps=50)
+back = pipe.generate([7], sampler="ddim", steps=50, guidance=1.0, x_start=noise, return_trajectory=True)
+err = ((back.trajectory["x"][-1] - z_src).pow(2).mean().sqrt() / z_src.std()).item()
+print(f"inverted noise: std {noise.std():.3f}; sampled back, the latent is off by {100 * err:.1f} % of its std, "
+      f"the image by {(back.images.float() - src.float()).abs().mean():.1f} grey levels on average "
+      f"(the VAE alone: {(pipe.reconstruct(src).float() - src.float()).abs().mean():.1f})")
+as_sandal = pipe.generate([5], sampler="ddim", steps=50, x_start=noise).images
+zt = pipe.schedule.q_sample(z_src, torch.tensor([600]), torch.randn(z_src.shape, generator=torch.Generator().manual_seed(5)))
+sdedit = pipe.generate([5], x_start=zt, t_start=600, steps=12, seed=5).images
+fig, axes = plt.subplots(1, 4, figsize=(8, 2.6))
+for ax, image, what in zip(axes, (src[0], back.images[0], as_sandal[0], sdedit[0]),
+                           ("a real sneaker", "inverted, sampled back", "inverted, sampled\nas Sandal",
+                            "SDEdit from t = 600\nas Sandal")):
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255); ax.set_xticks([]); ax.set_yticks([]); ax.set_xlabel(what, fontsize=9)
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
 # ## Your turn
 # Write each function below where it says so, then run its cell: the checker compares it with
 # the library's own implementation on a few inputs and says what is wrong if it is. The
@@ -355,6 +520,32 @@ def ddim_step(x0_hat, eps_hat, abar_next):
 assert check_ddim_step(ddim_step)
 
 # %% [markdown]
+# **Exercise 3: a gentler inpainting mask.** The inpainting above redraws a latent cell when *any* of
+# its 4×4 pixels is masked, so a mask edge that grazes a cell redraws all of it. Write the rule
+# that redraws a cell only when *more than half* of its 16 pixels are masked, as a float mask
+# shaped [N, 1, 7, 7] (1 = redraw) that broadcasts over the latent's channels; try it in
+# `Pipeline.inpaint`'s place by hand if you like, with `sample(..., known=, keep=1 - your_mask)`.
+
+# %%
+from fmnist_ldm.exercises import check_majority_cells
+
+def my_majority_cells(mask):
+    """mask bool [N, 28, 28], True = redraw -> float [N, 1, 7, 7], 1 where most of a cell is masked."""
+    raise NotImplementedError   # your code here
+
+check_majority_cells(my_majority_cells)
+
+# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+#@title Solution (hidden in Jupyter and Colab: click to show)
+def majority_cells(mask):
+    """mask bool [N, 28, 28], True = redraw -> float [N, 1, 7, 7], 1 where most of a cell is masked."""
+    share = torch.nn.functional.avg_pool2d(mask[:, None].float(), 4)     # the masked share of each 4x4 cell
+    return (share > 0.5).float()
+
+
+assert check_majority_cells(majority_cells)
+
+# %% [markdown]
 # ## What we learned
 # - `Pipeline.generate` turns classes, a sampler, a step count, a guidance scale and a seed into
 #   images; the same seed gives the same images on any device.
@@ -365,6 +556,9 @@ assert check_ddim_step(ddim_step)
 # - Stochastic samplers (DDPM, DDIM with $\eta = 1$) need many steps; deterministic ones (DDIM with
 #   $\eta = 0$, DPM-Solver++) are good in 10–20; a distilled student (notebook 07) needs 4.
 # - Editing is sampling from a partly noised real image: the noise level decides how much survives.
+# - The same sampler does more with a few lines: a negative class in place of the unconditional
+#   prediction, kept latent cells pasted back at every step (inpainting), spherical paths between
+#   noises, and DDIM run backwards to find the noise of a real image (inversion).
 #
 # ## Check your understanding
 # 1. In the slider, why is the "predicted final" at step 0 nearly the same for every seed, while
