@@ -51,7 +51,7 @@ from torchvision.transforms.functional import gaussian_blur
 from fmnist_ldm.notebook import notebook_mode, notebook_preset
 from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist
 from fmnist_ldm.metrics import (class_accuracy, fid_infinity, fid_kid, fid_over_n, judge_features, load_judge,
-                                precision_recall, predict)
+                                memorisation, nearest_neighbours, precision_recall, predict)
 from fmnist_ldm.pipeline import Pipeline
 from fmnist_ldm.viz import tile
 
@@ -274,6 +274,113 @@ ax.set_title(f"against {N:,} real test images, k = 5"); plt.show()
 # What is left at the defaults, recall 0.77 against 0.91 for two real sets, is the model's
 # shortfall in variety, with or without guidance. Blurred real images fail everything: a blurred
 # image lies in no real image's neighbourhood, and the blurred set covers almost none of the real one.
+
+# %% [markdown]
+# ## Does it copy its training set?
+# Everything above would also reward a model that hands back its training images: they look
+# real, are as varied as the real data and belong to their class. None of these scores can tell a
+# copy from a new image. The direct check: for each sample, find the nearest of the 60,000
+# training images, and do the same for as many real **test** images, which the model never saw.
+# The test images show how close a *new* image from the same distribution comes to the training
+# set; a model that copies puts its samples closer than that, its copies at distance 0.
+#
+# We measure in two spaces, each with the Euclidean distance to the nearest training image,
+# $d(x) = \min_i \lVert x - x^{\text{train}}_i \rVert$:
+#
+# - **judge features** (256 numbers): "the same kind of garment, drawn the same way";
+# - **pixels** in $[0, 1]$ (784 numbers): "the same picture".
+#
+# `nearest_neighbours` finds the nearest training image exactly, a few hundred samples at a time,
+# so that the table of distances stays small (all of it at once, n × 60,000 distances, would take
+# 2.4 GB in float64 at n = 5,000). `memorisation` runs it on samples and test images in both
+# spaces; its pixel half is the first two lines of the next cell. The samples are the ones at the
+# defaults from above. (On a CPU this cell takes a minute or two: the judge looks at all 60,000
+# training images.)
+
+# %%
+pixels = lambda images: images.flatten(1).float() / 255                       # uint8 [n, 28, 28] -> [n, 784] in [0, 1]
+d_pix, i_pix = nearest_neighbours(pixels(samples.images), pixels(train_x))    # each sample's nearest training image
+check = memorisation(samples.images, train_x, test_x, judge)                  # both spaces, samples and n test images
+assert torch.equal(check["pixels"]["samples"][1], i_pix)                      # the library's pixel half: the line above
+print(f"n = {check['n']:,} samples at the defaults and {check['n']:,} real test images, "
+      f"each against the {len(train_x):,} training images")
+print(f"{'':8s} median distance to the nearest training image    share of samples closer than")
+print(f"{'':8s} {'samples':>10s} {'test images':>14s}                     the test images' 5th percentile")
+for space, s in check["summary"].items():
+    print(f"{space:8s} {s['median_samples']:10.3f} {s['median_test']:14.3f}                     "
+          f"{s['share_below']:.3f} (threshold {s['test_5th_percentile']:.3f})")
+
+# %% [markdown]
+# The last column is the summary number. By construction 5 % of the test images lie below their
+# own 5th percentile, so samples that are new images from the data's distribution score about
+# 0.05 (give or take 0.01 at n = 2,000); every copied sample would land below the threshold and add
+# to it. The median alone would miss a few copies among many new images.
+#
+# Numbers say how close; only looking says whether "close" means "copied". The eight samples
+# closest to a training image in pixels (the first place a copy would show), above the training
+# images nearest to them in each space; below them, for scale, the same for the eight test images
+# closest to a training image. Distances compare within a space only: the two have their own units.
+
+# %%
+d_judge, i_judge = check["judge"]["samples"]
+d_test, i_test = check["pixels"]["test"]
+closest, closest_test = d_pix.argsort()[:8], d_test.argsort()[:8]
+rows = [("sample", samples.images[closest], None),
+        ("its nearest in\njudge features", train_x[i_judge[closest]], d_judge[closest]),
+        ("its nearest\nin pixels", train_x[i_pix[closest]], d_pix[closest]),
+        ("real test image", check["test_images"][closest_test], None),
+        ("its nearest\nin pixels", train_x[i_test[closest_test]], d_test[closest_test])]
+fig, axes = plt.subplots(len(rows), 8, figsize=(12, 9))
+for r, (name, images, dists) in enumerate(rows):
+    for c in range(8):
+        axes[r, c].imshow(images[c], cmap="gray", vmin=0, vmax=255)
+        axes[r, c].set_xticks([]); axes[r, c].set_yticks([])
+        if dists is not None:
+            axes[r, c].set_xlabel(f"d = {dists[c]:.2f}", fontsize=9)
+    axes[r, 0].set_ylabel(name, fontsize=9)
+fig.suptitle("top: the 8 samples closest to a training image (in pixels); bottom: the 8 closest test images")
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# And all of them: the distance of every sample, and of every test image, to its nearest training
+# image. Copies would show as a bar at 0; a model that copies often, as a sample histogram shifted
+# to the left of the test images' one.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
+for ax, space in zip(axes, ("judge", "pixels")):
+    s, d_samples, d_test = check["summary"][space], check[space]["samples"][0], check[space]["test"][0]
+    bins = torch.linspace(0, max(d_samples.max(), d_test.max()).item(), 60)
+    ax.hist(d_test, bins, color="C2", alpha=0.35, label=f"real test images (median {s['median_test']:.2f})")
+    ax.hist(d_samples, bins, color="C0", histtype="step", lw=1.5, label=f"samples (median {s['median_samples']:.2f})")
+    ax.axvline(s["test_5th_percentile"], color="k", ls="--", lw=1,
+               label=f"test images' 5th percentile:\n{s['share_below']:.1%} of samples below it")
+    ax.set(xlabel=f"distance to the nearest training image ({space})", ylabel="images",
+           title=f"{space}: n = {check['n']:,} each")
+    ax.legend(fontsize=8, loc="upper right")
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# What to look for, and what this run shows:
+#
+# - **A bar at 0, or a sample histogram left of the test images' one**: copies. Here the two
+#   histograms lie on top of each other in both spaces, their medians (in the legends) are close,
+#   and the share of samples below the dashed line, printed above, is not above 0.05 by more than
+#   its noise. At this n, the model draws new images, as far from the training set as new real
+#   images are.
+# - **The closest pairs**: the samples that come closest are the plainest garments (trousers,
+#   mostly, here), where there is little left to differ. Their neighbours are the same kind of trousers,
+#   not the same picture: widths, the gap between the legs and the shading differ.
+# - **The closest test images come closer than the closest samples**: some are near-duplicates
+#   of a training image (bottom rows: the same garment, almost pixel for pixel). The dataset itself
+#   holds such pairs across its split, so a small distance alone proves nothing; a sample at one
+#   deserves a look.
+# - **The two spaces disagree** on which training image is nearest. Pixel distances are smallest
+#   for dark, plain images, whatever their details; the judge's features compare the garment.
+#
+# What this check cannot see: a copy shifted by a pixel or two (far in pixels, though near in
+# judge features), or copied parts of images. And the share alone misses rare copies (one sample
+# in a hundred is within its noise at n = 2,000); the closest pairs would show them, at d = 0.
 #
 # ## The same from the command line
 # ```bash
@@ -303,7 +410,7 @@ def my_frechet_distance(mu1, sigma1, mu2, sigma2):
 
 check_frechet_distance(my_frechet_distance)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def frechet_distance(mu1, sigma1, mu2, sigma2):
     """Means [D] and covariances [D, D], float64 -> a number."""
@@ -327,7 +434,7 @@ def my_precision(real, fake, k):
 
 check_precision(my_precision)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def precision(real, fake, k):
     """real [N, D], fake [M, D] features -> a number in [0, 1]."""
@@ -349,6 +456,9 @@ assert check_precision(precision)
 # - KID is unbiased and averaged over random subsets: report its spread and fix its seed.
 # - FID mixes fidelity and variety; precision/recall and density/coverage separate them. Guidance
 #   at the defaults costs almost no variety; guidance at every step costs half of it.
+# - No score above can tell a copy from a new image. Comparing each sample's nearest training
+#   image with a new real image's (`metrics.memorisation`) can, in pixels and in judge features,
+#   and the closest pairs have to be looked at.
 #
 # ## Check your understanding
 # 1. Two models score FID 3.2 and 3.0 at n = 2,000 with a real-vs-real FID of 1.7. What else do
@@ -356,3 +466,6 @@ assert check_precision(precision)
 # 2. A model that draws one perfect garment per class would score what precision and recall
 #    (roughly), and what class accuracy?
 # 3. Why can KID be negative while FID cannot, and what does a KID of −0.001 ± 0.001 say?
+# 4. The samples closest to the training set are mostly trousers. Would a threshold per class
+#    (the 5th percentile of the test images *of that class*) make the memorisation check fairer?
+#    Try it: the samples' labels are `samples.labels`, the test images' `test_y[check["test_index"]]`.
