@@ -1,9 +1,8 @@
-"""`python -m fmnist_ldm evaluate` and `train-judge`: the CLI side of fmnist_ldm.metrics, and the
-rule on how many samples an FID needs (shared with metrics.evaluate_samples)."""
+"""`python -m fmnist_ldm evaluate` and `train-judge`: the CLI side of fmnist_ldm.metrics (whose
+check_sample_count says how many samples an FID needs)."""
 from __future__ import annotations
 
 import json
-import math
 import sys
 import warnings
 from pathlib import Path
@@ -12,40 +11,7 @@ import numpy as np
 import torch
 
 from .config import NUM_CLASSES
-from .metrics import Judge
-
-
-# FID fits a Gaussian to each set's 256 judge features. Below 2 x 256 images the covariance
-# is estimated from too few images to mean anything (2 noise images scored "better than real");
-# below 2,000 FID is still strongly biased (~1/n) and noisy. The project reports n = 5,000.
-JUDGE_FEATURES = Judge.num_features      # 256
-MIN_FID_N = 2 * JUDGE_FEATURES
-RECOMMENDED_FID_N = 2000
-REPORTED_N = 5000
-
-
-class FewSamplesWarning(UserWarning):
-    """Enough samples to compute FID, too few to trust it."""
-
-
-def check_sample_count(n: int, warn: bool = True) -> str | None:
-    """Refuse (ValueError) fewer than MIN_FID_N images; below RECOMMENDED_FID_N return (and, with
-    warn, also emit as a FewSamplesWarning) a note saying why the number is not to be trusted."""
-    reported = f"{REPORTED_N:,} (--n-per-class {REPORTED_N // 10}) to compare with the numbers this project reports"
-    if n < MIN_FID_N:
-        raise ValueError(
-            f"FID/KID need at least {MIN_FID_N} images, not n = {n}: FID fits a Gaussian to the judge's "
-            f"{JUDGE_FEATURES} features, and from fewer than 2 x {JUDGE_FEATURES} images its covariance is "
-            f"too poorly estimated to mean anything (2 noise images can score 'better than real'); "
-            f"evaluate at least {MIN_FID_N} (--n-per-class {math.ceil(MIN_FID_N / 10)}), "
-            f"{RECOMMENDED_FID_N:,} or more to trust the number, {reported}")
-    if n >= RECOMMENDED_FID_N:
-        return None
-    note = (f"FID at n = {n} is computable but not to be trusted: below {RECOMMENDED_FID_N:,} images it is "
-            f"noisy and biased upwards (~1/n), and the FID ratio depends on n; use {reported}")
-    if warn:
-        warnings.warn(note, FewSamplesWarning, stacklevel=3)
-    return note
+from .metrics import FewSamplesWarning, check_sample_count
 
 
 def read_samples(path) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,6 +8,7 @@ FID is biased by the sample count n, so every FID is reported beside the real-vs
 baseline: real train images against real test images, at the same n."""
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -43,6 +44,39 @@ class Judge(nn.Module):
 
     def forward(self, x):
         return self.head(self.body(x))
+
+
+# FID fits a Gaussian to each set's 256 judge features. Below 2 x 256 images the covariance
+# is estimated from too few images to mean anything (2 noise images scored "better than real");
+# below 2,000 FID is still strongly biased (~1/n) and noisy. The project reports n = 5,000.
+JUDGE_FEATURES = Judge.num_features      # 256
+MIN_FID_N = 2 * JUDGE_FEATURES
+RECOMMENDED_FID_N = 2000
+REPORTED_N = 5000
+
+
+class FewSamplesWarning(UserWarning):
+    """Enough samples to compute FID, too few to trust it."""
+
+
+def check_sample_count(n: int, warn: bool = True) -> str | None:
+    """Refuse (ValueError) fewer than MIN_FID_N images; below RECOMMENDED_FID_N return (and, with
+    warn, also emit as a FewSamplesWarning) a note saying why the number is not to be trusted."""
+    reported = f"{REPORTED_N:,} (--n-per-class {REPORTED_N // 10}) to compare with the numbers this project reports"
+    if n < MIN_FID_N:
+        raise ValueError(
+            f"FID/KID need at least {MIN_FID_N} images, not n = {n}: FID fits a Gaussian to the judge's "
+            f"{JUDGE_FEATURES} features, and from fewer than 2 x {JUDGE_FEATURES} images its covariance is "
+            f"too poorly estimated to mean anything (2 noise images can score 'better than real'); "
+            f"evaluate at least {MIN_FID_N} (--n-per-class {math.ceil(MIN_FID_N / 10)}), "
+            f"{RECOMMENDED_FID_N:,} or more to trust the number, {reported}")
+    if n >= RECOMMENDED_FID_N:
+        return None
+    note = (f"FID at n = {n} is computable but not to be trusted: below {RECOMMENDED_FID_N:,} images it is "
+            f"noisy and biased upwards (~1/n), and the FID ratio depends on n; use {reported}")
+    if warn:
+        warnings.warn(note, FewSamplesWarning, stacklevel=3)
+    return note
 
 
 def train_judge(epochs: int = 8, seed: int = 0, data_dir=None, batch_size: int = 128, device=None):
@@ -195,8 +229,7 @@ def evaluate_samples(images_uint8, labels, judge=None, data_dir=None, seed: int 
     Samples are compared with n real test images; the baseline compares n real train images
     with the same test images. Labels of NUM_CLASSES (10, unconditional) are left out of the accuracy.
     Fewer than 512 images are refused (ValueError), fewer than 2,000 warned about: see
-    evaluate.check_sample_count. (fid_kid itself takes any n.)"""
-    from .evaluate import check_sample_count
+    check_sample_count. (fid_kid itself takes any n.)"""
     check_sample_count(len(images_uint8))
     judge = judge or load_judge()
     images_uint8, labels = torch.as_tensor(images_uint8), torch.as_tensor(labels)

@@ -8,7 +8,7 @@ import torch
 
 import fmnist_ldm.metrics as metrics
 from fmnist_ldm.cli import main
-from fmnist_ldm.evaluate import MIN_FID_N, RECOMMENDED_FID_N, FewSamplesWarning, check_sample_count
+from fmnist_ldm.metrics import MIN_FID_N, RECOMMENDED_FID_N, FewSamplesWarning, check_sample_count
 
 
 def _noise(n, seed=0):
