@@ -80,6 +80,22 @@ def _wait_for_idle_kernel(url, token, notebook, timeout=180):
     pytest.fail(f"the kernel of {notebook} did not start and reach idle in {timeout} s")
 
 
+def _wait_until_all_cells_ran(url, token, notebook, timeout=900, settle=5.0):
+    """Poll the server until the kernel has stayed idle for `settle` seconds: Run All queues every
+    cell, and a widget's callback waits behind the cells still queued after it (05's later
+    sections take minutes on a CPU). Between two cells the kernel is idle for milliseconds only."""
+    deadline, idle_since = time.time() + timeout, None
+    while time.time() < deadline:
+        with urllib.request.urlopen(f"{url}/api/sessions?token={token}", timeout=5) as r:
+            sessions = json.load(r)
+        idle = any(s["path"].endswith(notebook) and s["kernel"]["execution_state"] == "idle" for s in sessions)
+        idle_since = (idle_since or time.time()) if idle else None
+        if idle_since and time.time() - idle_since >= settle:
+            return
+        time.sleep(0.25)
+    pytest.fail(f"{notebook} was still running after {timeout} s")
+
+
 def _run_all_cells(page, tries=3):
     """Run > Run All Cells, retried while no cell starts: right after the kernel turns idle the
     front end can still drop the command, which once left a CI run waiting for nothing."""
@@ -112,6 +128,7 @@ def test_sliders_redraw_the_picture(lab, tmp_path):
         sliders.first.wait_for(timeout=480_000)
         out_img = page.locator(".widget-output img").first
         out_img.wait_for(timeout=120_000)
+        _wait_until_all_cells_ran(url, token, NOTEBOOK)
         caption = page.locator(".widget-label").filter(has_text="/20 (t =")   # our caption, not a slider's name
 
         out_img.scroll_into_view_if_needed()       # JupyterLab does not render cells far off screen
