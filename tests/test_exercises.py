@@ -1,57 +1,18 @@
 """Every exercise checker accepts a right answer, and rejects wrong ones with a hint that names the
 mistake, a shape, an error or a stub: no checker passes everything."""
-import math
+import importlib
 
 import pytest
 import torch
 
 from fmnist_ldm import exercises as ex
 
-# right answers, written as a student would (the notebooks' solution cells hold the same)
-RIGHT = {
-    "check_to_model_range": lambda x: (x.float() / 127.5 - 1).unsqueeze(1),
-    "check_class_means": lambda x, y: torch.stack([x[y == c].float().mean(0) for c in range(10)]),
-    "check_reparameterize": lambda mean, logvar, eps: mean + torch.exp(0.5 * logvar) * eps,
-    "check_kl": lambda mean, logvar: (0.5 * (mean**2 + logvar.exp() - 1 - logvar)).sum((1, 2, 3)).mean(),
-    "check_timestep_embedding": lambda t, dim: (lambda a: torch.cat([a.cos(), a.sin()], -1))(
-        t[:, None].float() * torch.exp(-math.log(10000) * torch.arange(dim // 2) / (dim // 2))),
-    "check_attention": lambda q, k, v: torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1) @ v,
-    "check_cosine_abar": lambda T: (lambda f: f(torch.arange(1, T + 1)) / f(torch.tensor(0)))(
-        lambda t: torch.cos((t / T + 0.008) / 1.008 * math.pi / 2) ** 2),
-    "check_q_sample": lambda x0, t, noise, abar: (lambda a: a.sqrt() * x0 + (1 - a).sqrt() * noise)(abar[t].view(-1, 1, 1, 1)),
-    "check_v_to_x0_eps": lambda v, x, a: (a.sqrt() * x - (1 - a).sqrt() * v, (1 - a).sqrt() * x + a.sqrt() * v),
-    "check_cfg": lambda u, c, w: u + w * (c - u),
-    "check_ddim_step": lambda x0, eps, an: math.sqrt(an) * x0 + math.sqrt(1 - an) * eps,
-    "check_majority_cells": lambda m: (m[:, None].float().unflatten(2, (7, 4)).unflatten(4, (7, 4)).mean((3, 5)) > 0.5).float(),
-    "check_frechet_distance": lambda m1, s1, m2, s2: ((m1 - m2) ** 2).sum() + torch.trace(s1 + s2)
-    - 2 * torch.linalg.eigvals(s1 @ s2).sqrt().real.sum(),
-    "check_precision": lambda real, fake, k: (torch.cdist(fake, real) <= torch.cdist(real, real).kthvalue(k + 1, 1).values).any(1).float().mean(),
-    "check_renoise": lambda z0, a, noise: math.sqrt(a) * z0 + math.sqrt(1 - a) * noise,
-    "check_distill_loss": lambda v, z, a, end: ((a.sqrt() * z - (1 - a).sqrt() * v - end) ** 2).mean(),
-}
-
-# one typical mistake per checker, and a word its hint must contain
-WRONG = {
-    "check_to_model_range": (lambda x: (x.float() / 255).unsqueeze(1), "[-1, 1]"),
-    "check_class_means": (lambda x, y: torch.stack([x.float().mean(0)] * 10), "images[labels == c]"),
-    "check_reparameterize": (lambda mean, logvar, eps: mean + logvar.exp() * eps, "exp(logvar / 2)"),
-    "check_kl": (lambda mean, logvar: (mean**2 + logvar.exp() - 1 - logvar).sum((1, 2, 3)).mean(), "1/2"),
-    "check_timestep_embedding": (lambda t, dim: (lambda a: torch.cat([a.sin(), a.cos()], -1))(
-        t[:, None].float() * torch.exp(-math.log(10000) * torch.arange(dim // 2) / (dim // 2))), "swapped"),
-    "check_attention": (lambda q, k, v: torch.softmax(q @ k.transpose(-1, -2), -1) @ v, "sqrt(d)"),
-    "check_cosine_abar": (lambda T: (lambda f: f(torch.arange(T)) / f(torch.tensor(0)))(
-        lambda t: torch.cos((t / T + 0.008) / 1.008 * math.pi / 2) ** 2), "off by one"),
-    "check_q_sample": (lambda x0, t, noise, abar: (lambda a: a * x0 + (1 - a) * noise)(abar[t].view(-1, 1, 1, 1)), "square roots"),
-    "check_v_to_x0_eps": (lambda v, x, a: ((1 - a).sqrt() * x + a.sqrt() * v, a.sqrt() * x - (1 - a).sqrt() * v), "swapped"),
-    "check_cfg": (lambda u, c, w: c + w * (c - u), "unconditional"),
-    "check_ddim_step": (lambda x0, eps, an: an * x0 + (1 - an) * eps, "square roots"),
-    "check_majority_cells": (lambda m: torch.nn.functional.max_pool2d(m[:, None].float(), 4), "any pixel"),
-    "check_frechet_distance": (lambda m1, s1, m2, s2: ((m1 - m2) ** 2).sum() + torch.trace(s1 + s2)
-                               - torch.linalg.eigvals(s1 @ s2).sqrt().real.sum(), "twice"),
-    "check_precision": (lambda real, fake, k: (torch.cdist(fake, real) <= torch.cdist(real, real).kthvalue(k, 1).values).any(1).float().mean(), "kthvalue(k + 1)"),
-    "check_renoise": (lambda z0, a, noise: z0 + math.sqrt(1 - a) * noise, "scaled down"),
-    "check_distill_loss": (lambda v, z, a, end: ((v - end) ** 2).mean(), "outputs v"),
-}
+# right answers and typical mistakes, one file per notebook (tests/answers_<NN>_<name>.py)
+RIGHT, WRONG = {}, {}
+for _num, _module in ex.NOTEBOOK_MODULES.items():
+    _answers = importlib.import_module(f"answers_{_num}_{_module.__name__.rsplit('.', 1)[1]}")
+    RIGHT.update(_answers.RIGHT)
+    WRONG.update(_answers.WRONG)
 
 
 def test_every_checker_is_covered():
@@ -118,3 +79,17 @@ def test_each_notebook_has_two_to_four_exercises_each_with_a_checked_hidden_solu
             assert sol.metadata.get("jupyter", {}).get("source_hidden") and sol.metadata.get("cellView") == "form"
             used.add(check)
     assert used == set(ex.__all__), f"checkers no notebook uses: {set(ex.__all__) - used}"
+
+
+def test_an_unknown_wrong_answer_is_told_where_it_is_off(capsys):
+    """Past the known mistakes, the message still says which images, channels, ... differ."""
+    from fmnist_ldm.exercises.grading import grade
+    right = torch.arange(5 * 4 * 3 * 2.0).view(5, 4, 3, 2)
+    wrong = right.clone()
+    wrong[1, 2] += 1
+    wrong[3, 2, 0, 1] = float("nan")
+    assert grade("t", lambda: wrong, right, axes=("image", "channel", "row", "column")) is False
+    out = capsys.readouterr().out
+    assert "images 1, 3 (of 0..4); channel 2 (of 0..3); every row; every column" in out, out
+    assert grade("t", lambda: (right, wrong[:, :1]), (right, right[:, :1])) is False
+    assert "returned value 2 of 2 differs" in capsys.readouterr().out
