@@ -117,8 +117,8 @@ def collect_trajectories(pipe, cfg: DistillConfig, progress: bool = True) -> Tra
     parts = []
     chunks = range(0, cfg.runs, cfg.chunk)
     if progress:
-        from tqdm.auto import tqdm
-        chunks = tqdm(chunks, desc="teacher runs", unit="chunk")
+        from .progress import progress as bar
+        chunks = bar(chunks, desc="teacher runs", unit="chunk")
     for start in chunks:
         path = folder / f"runs_{start:06d}.pt"
         n = min(cfg.chunk, cfg.runs - start)

@@ -15,6 +15,7 @@ from .config import IMAGE_SIZE, Config, preset, setup_cpu
 from .device import describe, get_device, synchronize
 
 MODES = ("fast", "full")
+_started: dict = {}        # when notebook_preset ran: the notebook's start, for say_elapsed
 REPO_URL = "https://github.com/fmnist-ldm/fmnist-ldm"     # the one place it is written (see SETUP_CELL)
 
 # The first code cell of every notebook, verbatim (tests/test_colab.py checks it). A bare
@@ -73,6 +74,7 @@ def notebook_preset(**overrides) -> Config:
     setup_cpu()
     device = get_device()
     mode, why = notebook_mode(device)
+    _started.update(time=time.perf_counter(), mode=mode, device=device)
     print(f"Mode: {mode.upper()} ({why}). Device: {describe(device)}.")
     if device.type == "cpu" and in_colab():
         print("No GPU in this Colab runtime: Runtime -> Change runtime type -> GPU, then run again.")
@@ -133,3 +135,15 @@ def say_estimate(cfg: Config, stages=("vae", "decoder_gan", "unet")) -> dict:
     print(f"Training here should take about {sum(est.values()) / 60:.1f} min ({parts}; "
           "timed from a few steps on this machine).")
     return est
+
+
+def say_elapsed() -> float:
+    """A notebook's last cell: how long it took here, from notebook_preset to now, and on what.
+    Returns the seconds."""
+    from .device import machine
+    if not _started:
+        raise RuntimeError("say_elapsed() measures from notebook_preset(): run the notebook's first cells first.")
+    seconds = time.perf_counter() - _started["time"]
+    print(f"This notebook ran top to bottom in {seconds / 60:.1f} min ({_started['mode']} mode) on "
+          f"{machine(_started['device'])}.")
+    return seconds

@@ -271,8 +271,8 @@ class Pipeline:
         images, trajs = [], []
         chunks = range(0, len(labels), batch_size)
         if progress:
-            from tqdm.auto import tqdm
-            chunks = tqdm(chunks, desc="sampling")
+            from .progress import progress as bar
+            chunks = bar(chunks, desc="sampling")
         for i in chunks:
             self._batches += 1
             y_cpu = labels[i:i + batch_size]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import torch
 from torch.optim.swa_utils import AveragedModel
-from tqdm.auto import tqdm
 
 from .config import Config
 from .device import NonFiniteError, autocast, generator, get_device, grad_scaler, machine, precision, randn
@@ -20,6 +19,7 @@ from .data import LatentDataset, load_fashion_mnist, to_model_range
 from .diffusion import NoiseSchedule, training_loss
 from .vae import DecoderGAN
 from .weights import build_unet, build_vae, save_weights
+from .progress import progress
 
 
 def atomic_save(obj, path: Path) -> None:
@@ -166,7 +166,7 @@ def fit(model, step_loss, n_items: int, batch_size: int, lr: float, *, epochs: i
         atomic_save({**{name: obj.state_dict() for name, obj in states.items()}, "step": step,
                      "history": history, "elapsed": elapsed, "config": fingerprint}, ckpt_path)
     model.train()
-    bar = tqdm(total=total, initial=step, desc=desc, mininterval=2)
+    bar = progress(total=total, initial=step, desc=desc, mininterval=2)
     t0 = time.perf_counter() - elapsed
     order_epoch, order = None, None
     while step < total:

@@ -1,3 +1,4 @@
+import pytest
 import imageio.v3 as iio
 import torch
 from PIL import Image
@@ -45,3 +46,17 @@ def test_noising_path_is_one_trajectory_with_the_marginals_of_q():
     expected = ((a500 / a100) * (1 - a100) / (1 - a500)) ** 0.5
     corr = torch.corrcoef(torch.stack([path[0][:, 0], path[2][:, 0]]))[0, 1].item()
     assert abs(corr - expected) < 0.02 and expected < 0.5
+
+
+def test_the_pipeline_diagram_highlights_one_notebooks_part():
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.patches import FancyBboxPatch
+    from fmnist_ldm.diagram import BOXES, TITLES, pipeline_diagram
+    for nb in TITLES:
+        ax = pipeline_diagram(nb)
+        lit = [p for p in ax.patches if isinstance(p, FancyBboxPatch) and p.get_facecolor()[:3] != (241 / 255,) * 3]
+        assert len(lit) == sum(nb in b[4] for b in BOXES) > 0, nb
+        assert nb in ax.get_title()
+    with pytest.raises(ValueError, match="notebook number"):
+        pipeline_diagram("8")
