@@ -149,6 +149,25 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).squeeze(1)
 
 
+def class_means(images: torch.Tensor, labels: torch.Tensor, num_classes: int = len(CLASS_NAMES)) -> torch.Tensor:
+    """images [N,H,W] (0..255), labels [N] -> float [K,H,W]: mean_c = average of the images labelled c."""
+    return torch.stack([images[labels == c].float().mean(0) for c in range(num_classes)])
+
+
+def class_spread(images: torch.Tensor, labels: torch.Tensor, num_classes: int = len(CLASS_NAMES)) -> torch.Tensor:
+    """images [N,H,W] (0..255), labels [N] -> float [K,H,W]: the standard deviation of each pixel
+    over the images labelled c, sqrt(sum_i (x_i - mean_c)^2 / (n_c - 1)) (torch's std, n_c - 1)."""
+    return torch.stack([images[labels == c].float().std(0) for c in range(num_classes)])
+
+
+def nearest_mean(images: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """images [N,H,W], means [K,H,W] -> int64 [N]: argmin_k sum_pixels (x - mean_k)^2, the class
+    whose mean image is closest (Euclidean distance), a classifier with no training but the means."""
+    distances = torch.cdist(images.flatten(1).float(), means.flatten(1).float(),   # [N, K], exact
+                            compute_mode="donot_use_mm_for_euclid_dist")
+    return distances.argmin(1)
+
+
 def parse_class(name_or_index: str | int) -> int:
     """'Sneaker', 'sneaker', 'ankle boot', 'ankle-boot', '7' -> 7; anything else: ValueError."""
     s = str(name_or_index).strip()

@@ -3,11 +3,11 @@ solution cells hold the same), and one typical mistake each with a word its hint
 import torch
 
 RIGHT = {
-    "check_to_model_range": lambda x: (x.float() / 127.5 - 1).unsqueeze(1),
-    "check_class_means": lambda x, y: torch.stack([x[y == c].float().mean(0) for c in range(10)]),
+    "check_class_spread": lambda x, y, k: torch.stack([x[y == c].float().std(0) for c in range(k)]),
+    "check_nearest_mean": lambda x, m: ((x[:, None].float() - m[None]) ** 2).sum((2, 3)).argmin(1),
 }
 
 WRONG = {
-    "check_to_model_range": (lambda x: (x.float() / 255).unsqueeze(1), "[-1, 1]"),
-    "check_class_means": (lambda x, y: torch.stack([x.float().mean(0)] * 10), "images[labels == c]"),
+    "check_class_spread": (lambda x, y, k: torch.stack([x[y == c].float().std() for c in range(k)]), "pixel by pixel"),
+    "check_nearest_mean": (lambda x, m: (x.flatten(1).float() @ m.flatten(1).T).argmax(1), "dot product"),
 }

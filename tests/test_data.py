@@ -165,3 +165,18 @@ def test_not_found_message_works_without_sudo(tmp_path, monkeypatch):
         load_fashion_mnist("train", download=False)
     assert "as root, or with sudo: apt-get install dataset-fashion-mnist" in str(e.value)
     assert "sudo apt-get" not in str(e.value)
+
+
+def test_class_statistics_and_the_nearest_mean_classifier():
+    from fmnist_ldm.data import class_means, class_spread, nearest_mean
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (30, 5, 6), generator=g, dtype=torch.uint8)
+    labels = torch.arange(30) % 3
+    means, spread = class_means(images, labels, 3), class_spread(images, labels, 3)
+    assert means.shape == spread.shape == (3, 5, 6)
+    members = images[labels == 1].double()
+    torch.testing.assert_close(means[1].double(), members.mean(0), rtol=1e-6, atol=1e-4)
+    torch.testing.assert_close(spread[1].double(), ((members - members.mean(0)) ** 2).sum(0).div(9).sqrt(), rtol=1e-5, atol=1e-4)
+    # each mean is nearest to itself; an image nudged towards mean 2 is classed 2
+    assert nearest_mean(means, means).tolist() == [0, 1, 2]
+    assert nearest_mean((0.1 * means[0] + 0.9 * means[2])[None], means).tolist() == [2]

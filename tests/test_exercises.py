@@ -51,8 +51,9 @@ def test_a_stub_an_error_and_a_missing_return_are_wrong_answers_not_crashes(name
 
 
 def test_a_known_mistake_of_another_shape_is_named(capsys):
-    assert ex.check_to_model_range(lambda x: x.float() / 127.5 - 1) is False     # no channel axis
-    assert "channel axis" in capsys.readouterr().out
+    one_number_per_class = lambda x, y, k: torch.stack([x[y == c].float().std() for c in range(k)])
+    assert ex.check_class_spread(one_number_per_class) is False
+    assert "pixel by pixel" in capsys.readouterr().out
 
 
 def test_a_shape_mismatch_says_both_shapes(capsys):
