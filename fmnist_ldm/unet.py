@@ -150,3 +150,55 @@ class UNet(nn.Module):
             else:  # nearest upsample, cropped so that 4 -> 8 -> 7 matches the skip
                 h = layer(h)[..., : hs[-1].shape[-2], : hs[-1].shape[-1]]
         return self.out(h)
+
+
+def layer_shapes(unet: UNet, sample_shape) -> list[dict]:
+    """The UNet's layers in the order forward runs them, traced on one zero input of
+    sample_shape [C, H, W]: one dict per layer with
+      name   its name in the model ("conv_in", "down.1", "mid.0", "up.2", "out"),
+      path   "in", "down", "mid", "up" or "out";  kind  "conv", "level", "downsample", "upsample";
+      parts  for a level, what it holds: ("res",) + ("attn",) + ("xattn",) as present;
+      inp, out  the shapes [C, H, W] it takes and gives (an up level takes [h, skip] concatenated;
+             an upsample's out is after the crop to its skip's size, uncropped before it);
+      skip   for an up level: the name of the layer whose output it concatenates.
+    The skip rule is forward's: conv_in's and every down layer's output are pushed on a stack,
+    and each level on the way up pops the last one pushed (last in, first out)."""
+    rows, hooks = [], []
+
+    def record(name, path, kind):
+        def hook(module, args, output):
+            parts = () if kind != "level" else ("res",) + ("attn",) * (module.attn is not None) \
+                + ("xattn",) * (module.xattn is not None)
+            rows.append(dict(name=name, path=path, kind=kind, parts=parts,
+                             inp=tuple(args[0].shape[1:]), out=tuple(output.shape[1:])))
+        return hook
+
+    def kind_of(module):
+        return "level" if isinstance(module, Level) else "upsample" if isinstance(module, nn.Upsample) \
+            else "downsample"
+
+    layers = [("conv_in", "in", "conv", unet.conv_in)]
+    layers += [(f"{p}.{i}", p, kind_of(m), m) for p in ("down", "mid", "up") for i, m in enumerate(getattr(unet, p))]
+    layers += [("out", "out", "conv", unet.out)]
+    for name, path, kind, module in layers:
+        hooks.append(module.register_forward_hook(record(name, path, kind)))
+    was_training = unet.training
+    try:
+        unet.eval()
+        p = next(unet.parameters())
+        with torch.no_grad():
+            unet(torch.zeros(1, *sample_shape, dtype=p.dtype, device=p.device),
+                 torch.zeros(1, dtype=torch.long, device=p.device), torch.zeros(1, dtype=torch.long, device=p.device))
+    finally:
+        for h in hooks:
+            h.remove()
+        unet.train(was_training)
+    stack = []
+    for i, row in enumerate(rows):
+        if row["path"] in ("in", "down"):
+            stack.append(row["name"])
+        elif row["path"] == "up" and row["kind"] == "level":
+            row["skip"] = stack.pop()
+        if row["kind"] == "upsample":                  # forward crops it to the next level's skip
+            row["uncropped"], row["out"] = row["out"], row["out"][:1] + rows[i + 1]["inp"][1:]
+    return rows

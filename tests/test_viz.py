@@ -60,3 +60,32 @@ def test_the_pipeline_diagram_highlights_one_notebooks_part():
         assert nb in ax.get_title()
     with pytest.raises(ValueError, match="notebook number"):
         pipeline_diagram("8")
+
+
+def test_the_unet_diagram_is_drawn_from_the_model():
+    """One box per traced layer with its output shape, one bracket per skip, one embedding branch
+    per residual block and one token branch per cross-attention, for two different UNets."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.patches import FancyBboxPatch
+    from fmnist_ldm.diagram import unet_diagram
+    from fmnist_ldm.unet import UNet, layer_shapes
+    for net, shape in ((UNet(4, (16, 32)), (4, 7, 7)),
+                       (UNet(3, (8, 16, 24), 2, (False, False, True), conditioning="time_embedding"), (3, 13, 9))):
+        rows = layer_shapes(net, shape)
+        assert rows[0]["inp"] == shape and rows[-1]["out"] == shape
+        ups = [r for r in rows if r["path"] == "up" and r["kind"] == "level"]
+        kept = [r for r in rows if r["path"] in ("in", "down")]
+        assert [r["skip"] for r in ups] == [r["name"] for r in reversed(kept)]     # last kept, first used
+        out = {r["name"]: r["out"] for r in rows}
+        assert all(r["inp"][0] > out[r["skip"]][0] and r["inp"][1:] == out[r["skip"]][1:] for r in ups)
+        ax = unet_diagram(net, shape)
+        boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
+        texts = [t.get_text() for t in ax.texts]
+        assert len(boxes) == len(rows)
+        assert all("×".join(map(str, r["out"])) in texts for r in rows)
+        levels = [r for r in rows if r["kind"] == "level"]
+        arrows = [t for t in ax.texts if type(t).__name__ == "Annotation"]
+        n_xattn = sum("xattn" in r["parts"] for r in levels)
+        assert len(arrows) == (len(rows) - 1) + 2 + len(ups) + len(levels) + n_xattn
+        assert (n_xattn > 0) == any("class tokens" in t or "learned tokens" in t for t in texts)
