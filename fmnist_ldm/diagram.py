@@ -12,7 +12,7 @@ BOXES = [
     ("encoder", 1.6, 1, "VAE encoder", ("02",)),
     ("z0", 3.2, 1, "latent $z_0$\n4×7×7", ("02",)),
     ("noise", 4.8, 1, "add noise\nto step $t$", ("04",)),
-    ("unet_train", 6.4, 1, "UNet$(z_t, t, y)$\nguesses the noise", ("03", "04")),
+    ("unet_train", 6.4, 1, "UNet$(z_t, t, y)$\nguesses the noise\n(as $v$: notebook 04)", ("03", "04")),
     ("loss", 8.0, 1, "loss: guess\nvs. truth", ("04",)),
     ("zT", 0.0, 0, "pure noise $z_T$\n4×7×7", ("04", "05")),
     ("steps", 1.95, 0, "UNet removes noise,\nstep by step\n(+ class prompt $y$)", ("04", "05", "07")),

@@ -30,7 +30,7 @@ import torch
 from IPython.display import Image, Markdown, display
 
 from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist, to_model_range
-from fmnist_ldm.diagram import pipeline_diagram
+from fmnist_ldm.diagram import pipeline_diagram, unet_diagram
 from fmnist_ldm.diffusion import noising_path
 from fmnist_ldm.pipeline import Pipeline
 from fmnist_ldm.viz import tile
@@ -102,6 +102,8 @@ display(Markdown(f"The shipped VAE: {params(pipe.vae)} parameters, {vae_cfg.vae_
 # skip connections carrying detail across.
 
 # %%
+unet_diagram(pipe.unet, pipe.shape)
+plt.show()
 display(Markdown(f"The shipped UNet: {params(pipe.unet)} parameters, channels {unet_cfg.unet_channels}, "
                  f"{unet_cfg.unet_epochs} epochs ({minutes(unet_meta['unet_seconds'])}, {unet_meta['unet_machine']})."))
 
