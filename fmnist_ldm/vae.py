@@ -18,6 +18,26 @@ def pixel_loss(recon, x):
     return F.l1_loss(recon.float(), x) + F.mse_loss(recon.float(), x)
 
 
+def kl_per_entry(mean, logvar):
+    """KL(N(mu, sigma^2) || N(0, 1)) of each latent entry, in nats, the shape of mean:
+    1/2 * (mu^2 + sigma^2 - 1 - log sigma^2), with sigma^2 = exp(logvar)."""
+    return 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar)
+
+
+def kl_per_channel(mean, logvar):
+    """[N, C, H, W] posteriors -> [C]: each latent channel's KL, summed over its H x W entries and
+    averaged over the images. About how many nats of information a channel carries per image:
+    a channel the encoder leaves at N(0, 1) (mu = 0, sigma = 1) scores 0 and carries nothing."""
+    return kl_per_entry(mean, logvar).sum((2, 3)).mean(0)
+
+
+def latent_scale(mean, std, eps):
+    """The one number s that gives the diffusion model unit-variance inputs: s = 1 / std(z) over
+    every entry of the latents it sees, the posterior samples z = mu + sigma * eps (not the means).
+    mean, std, eps: [N, C, H, W]; train_vae stores it as vae.scale (Rombach et al. 2022, 4.3.2)."""
+    return 1.0 / (mean + std * eps).std()
+
+
 class ChannelAttention(nn.Module):
     """Squeeze-and-excitation (Hu et al. 2018): reweight channels by a gate of their global mean."""
 
@@ -122,7 +142,7 @@ class VAE(nn.Module):
     @staticmethod
     def kl(mean, logvar):
         # KL(N(mu, sigma^2) || N(0, 1)) = 1/2 * sum(mu^2 + sigma^2 - 1 - log sigma^2), per image
-        return 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).flatten(1).sum(1).mean()
+        return kl_per_entry(mean, logvar).flatten(1).sum(1).mean()
 
     def loss(self, x, kl_weight: float, generator=None):
         recon, mean, logvar = self(x, generator)

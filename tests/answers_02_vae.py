@@ -3,11 +3,14 @@ solution cells hold the same), and one typical mistake each with a word its hint
 import torch
 
 RIGHT = {
-    "check_reparameterize": lambda mean, logvar, eps: mean + torch.exp(0.5 * logvar) * eps,
-    "check_kl": lambda mean, logvar: (0.5 * (mean**2 + logvar.exp() - 1 - logvar)).sum((1, 2, 3)).mean(),
+    "check_psnr": lambda x, recon: 10 * torch.log10(1 / (((x + 1) / 2 - (recon + 1) / 2) ** 2).mean(dim=(1, 2, 3))),
+    "check_kl_per_channel": lambda mean, logvar: (0.5 * (mean**2 + logvar.exp() - 1 - logvar)).sum(dim=(2, 3)).mean(dim=0),
+    "check_latent_scale": lambda mean, std, eps: 1 / (mean + std * eps).std(),
 }
 
 WRONG = {
-    "check_reparameterize": (lambda mean, logvar, eps: mean + logvar.exp() * eps, "exp(logvar / 2)"),
-    "check_kl": (lambda mean, logvar: (mean**2 + logvar.exp() - 1 - logvar).sum((1, 2, 3)).mean(), "1/2"),
+    "check_psnr": (lambda x, recon: 10 * torch.log10(1 / ((x - recon) ** 2).mean(dim=(1, 2, 3))), "[0, 1]"),
+    "check_kl_per_channel": (lambda mean, logvar: (0.5 * (mean**2 + logvar.exp() - 1 - logvar)).mean(dim=(2, 3)).mean(dim=0),
+                             "sum over rows and columns"),
+    "check_latent_scale": (lambda mean, std, eps: 1 / mean.std(), "samples"),
 }
