@@ -122,10 +122,19 @@ def ddim_invert(denoise, schedule: NoiseSchedule, x0, steps: int = 50, t_end: in
     x = x0
     for t, t_next in zip(ts[:-1], ts[1:]):
         _, eps = denoise(x, t_next)
-        a, a_next = schedule.abar_at(t), schedule.abar_at(t_next)
-        x0_hat = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
-        x = math.sqrt(a_next) * x0_hat + math.sqrt(1 - a_next) * eps
+        x = ddim_invert_step(x, eps, schedule.abar_at(t), schedule.abar_at(t_next))
     return x
+
+
+def ddim_invert_step(x, eps, abar, abar_next: float):
+    """One step of DDIM inversion: from x at the level abar to the noisier level abar_next
+    (abar_next < abar), with the model's noise guess eps held fixed:
+
+        x0_hat = (x - sqrt(1 - abar) eps) / sqrt(abar)                  (x = sqrt(abar) x0 + sqrt(1 - abar) eps, solved)
+        x_next = sqrt(abar_next) x0_hat + sqrt(1 - abar_next) eps       (the DDIM step, to the noisier level)
+    """
+    x0_hat = (x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)
+    return math.sqrt(abar_next) * x0_hat + math.sqrt(1 - abar_next) * eps
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, w) -> torch.Tensor:

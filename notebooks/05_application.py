@@ -48,7 +48,7 @@ import matplotlib.pyplot as plt
 import math
 import torch
 from IPython.display import Image as ShowImage, display
-from tqdm.auto import tqdm
+from fmnist_ldm.progress import progress
 from fmnist_ldm.notebook import notebook_preset
 from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist, to_model_range, to_uint8
 from fmnist_ldm.metrics import load_judge, predict
@@ -59,9 +59,28 @@ cfg = notebook_preset()
 pipe = Pipeline.from_pretrained()
 print("defaults:", DEFAULTS)
 
+# %%
+from fmnist_ldm.diagram import pipeline_diagram
+pipeline_diagram("05"); plt.show()
+
 # %% [markdown]
+# This notebook is the bottom row of the map: generation. Notebook 04 trained the UNet and ran
+# its reverse process by hand; here the shipped model is *used*. Four ideas:
+# 1. **Guidance**: how a class prompt is made to stick, what it buys, and what too much of it costs.
+# 2. **Watching one run**: the state and the model's guess of the finished garment, step by step.
+# 3. **Samplers and what a step costs**: the same noise through DDPM, DDIM, DPM-Solver++ and the
+#    distilled student, with the network passes counted.
+# 4. **Editing**: sampling with something held fixed (a real image's noisy latent, part of an
+#    image, a negative class, a path between noises, the noise found by running backwards).
+#
 # ## Unconditional and class-conditional samples
-# Class 10 is the learned "null" class: no prompt.
+# `pipe.generate(classes, ...)` runs the whole bottom row: pure noise, the reverse process, the
+# VAE decoder. Its defaults are printed above: the sampler is DPM-Solver++(2M), the second-order
+# solver of notebook 04, and it uses guidance. **Classifier-free guidance (CFG)** is how "draw
+# me a sneaker" is made to stick: notebook 04 trained the UNet with the class label replaced, some
+# of the time, by a "null" class 10, so the one network predicts both with the class and without
+# it; at a guided step the sampler runs it both ways and moves further along the difference.
+# Class 10 alone is "no prompt": unconditional samples.
 
 # %%
 null = pipe.cfg.num_classes                         # 10: the class after the last real one
@@ -72,22 +91,18 @@ show(pipe.generate([c for c in range(pipe.cfg.num_classes) for _ in range(6)], s
 # %% [markdown]
 # ## Classifier-free guidance, and too much of it
 # $\hat v = v_\varnothing + w\,(v_y - v_\varnothing)$: $w = 1$ is the plain conditional model,
-# larger $w$ pushes samples towards what is typical of the class, at the cost of variety. The
-# shipped model's class accuracy (the judge of notebook 06, 5,000 samples, model card) goes from
-# 87.7 % without guidance to 97.8 % with the defaults ($w = 5$, for t in [300, 700] only).
+# larger $w$ pushes samples towards what is typical of the class, at the cost of variety. What the
+# defaults buy in class accuracy, over 5,000 samples, is in the model card (`model/README.md`),
+# and notebook 06 measures it.
 #
-# Guidance earns its keep on the classes the model confuses. Below, **Shirt**, the most confused
-# (with T-shirt/top, Pullover and Coat): the same eight starting noises in every row, guided at
-# **every** step with a growing $w$, up to 15, three times the default. Under each image, the
-# judge's verdict (green: Shirt; red: what it saw instead).
-
-# %% [markdown]
 # **One guided step, by hand.** Here are the lines the library runs at every step, on the shipped UNet
 # and a noisy latent at t = 499 (inside the guided interval): two UNet calls, the guidance
 # combination, the guess $(\hat z_0, \hat\varepsilon)$ from the guided $\hat v$ (notebook 04), then
 # one deterministic DDIM step to the next timestep (Song et al. eq. 12, $\eta = 0$) and one ancestral
 # DDPM step (Ho et al. eq. 6-7: sample the posterior $q(z_{t-1} \mid z_t, \hat z_0)$). Each is checked
 # against the library's `guided_denoiser`, `ddim_step` and `ddpm_step`, which every sampler here uses.
+# The library makes the two UNet calls one call on a doubled batch (the images with their class,
+# then with the null class): one call, two network passes per image. The sampler section counts both.
 
 # %%
 from torch.testing import assert_close
@@ -118,13 +133,20 @@ assert_close(z_ddim, ddim_step(S, z_t, lib_z0, lib_eps, t, t_next, 0.0, None), *
 assert_close(z_ddpm, ddpm_step(S, z_t, lib_z0, t, lambda like: noise), **close)
 print("guidance, DDIM step and DDPM step == fmnist_ldm.diffusion's guided_denoiser, ddim_step, ddpm_step")
 
+# %% [markdown]
+# Guidance earns its keep on the classes the model confuses. Below, **Shirt**, easily taken for a
+# T-shirt/top, a pullover or a coat: the same eight starting noises in every row, guided at
+# **every** step with a growing $w$, up to three times the default. Under each image, the verdict
+# of the *judge*, a Fashion-MNIST classifier (notebook 06): green for Shirt, red for what it saw instead.
+
 # %%
 judge = load_judge()
 ws = [1.0, 2.0, 3.0, 5.0, 10.0, 15.0]
 rows = [pipe.generate([6] * 8, guidance=w, guidance_interval=None, seed=3).images for w in ws]
+verdicts = {w: predict(judge, images) for w, images in zip(ws, rows)}
 fig, axes = plt.subplots(len(ws), 8, figsize=(9, 1.45 * len(ws)))
 for r, (w, images) in enumerate(zip(ws, rows)):
-    verdict = predict(judge, images)
+    verdict = verdicts[w]
     for c, ax in enumerate(axes[r]):
         ax.imshow(images[c], cmap="gray", vmin=0, vmax=255); ax.set_xticks([]); ax.set_yticks([])
         ax.set_xlabel(CLASS_NAMES[verdict[c]], fontsize=7, color="green" if verdict[c] == 6 else "red")
@@ -132,19 +154,39 @@ for r, (w, images) in enumerate(zip(ws, rows)):
 fig.suptitle("'Shirt', guided at every step: one row per w, the same 8 noises in every column")
 plt.tight_layout(); plt.show()
 
+shirts = {w: int((v == 6).sum()) for w, v in verdicts.items()}
+print("judged Shirt, of 8: " + ", ".join(f"w = {w:g}: {k}" for w, k in shirts.items()))
+all_from = next((w for w in ws if all(shirts[v] == 8 for v in ws if v >= w)), None)
+print(f"from w = {all_from:g} on, the judge calls all eight shirts" if all_from is not None else
+      "at no w from which on all eight are called shirts: some row has a miss even at the strongest guidance")
+misses = [CLASS_NAMES[c] for c in verdicts[1.0].tolist() if c != 6]
+print("without guidance (w = 1) the misses were judged:", ", ".join(misses) if misses else "none, all eight are shirts")
+spread, white = {}, {}
+for w, images in zip(ws, rows):
+    x = images.float().flatten(1)
+    spread[w] = (torch.cdist(x, x).sum() / (8 * 7) / math.sqrt(x.shape[1])).item()   # RMS grey difference, over the pairs
+    white[w] = 100 * (images >= 250).float().mean().item()
+    print(f"w = {w:4g}: two columns differ by {spread[w]:5.1f} grey levels (RMS, mean over the pairs); "
+          f"{white[w]:4.1f} % of the pixels are near white (>= 250)")
+print(f"from w = 1 to w = {ws[-1]:g} the columns' spread {'falls' if spread[ws[-1]] < spread[1.0] else 'rises'} "
+      f"({spread[1.0]:.1f} -> {spread[ws[-1]]:.1f}) and the near-white share {'grows' if white[ws[-1]] > white[1.0] else 'shrinks'}"
+      f" ({white[1.0]:.1f} -> {white[ws[-1]]:.1f} %)")
+
 # %% [markdown]
-# Read it column by column: the same noise under stronger guidance. Without guidance the judge
-# takes one of the eight for a coat; from $w = 2$ on it calls all eight shirts, and more guidance
-# cannot improve that verdict. It keeps changing the images all the same: checks and prints fade,
-# a short sleeve grows long, highlights burn out, edges turn streaky, and by $w = 15$ the eight
-# columns are close to one long-sleeved, buttoned shirt. That is the variety guidance costs, and
-# the judge cannot see it: it asks "is this a shirt?", not "are these all the same shirt?"
-# (notebook 06 measures variety). Guiding only the middle of the run, as the defaults do, gets
-# the accuracy with less of this.
+# Read it column by column: the same noise under stronger guidance, and the lines printed under
+# it: how many of the eight the judge calls shirts at each $w$, and what the misses were taken for.
+# Once all eight are shirts, more guidance cannot improve the verdict, but it keeps changing the
+# images all the same. Look for checks and prints fading, short sleeves growing long, highlights
+# burning out (the near-white share printed) and the columns growing alike (their spread
+# printed). That is the variety guidance costs, and the judge cannot see it: it asks "is this a
+# shirt?", not "are these all the same shirt?" (notebook 06 measures variety). Guiding only the
+# middle of the run, as the defaults do, gets the accuracy with less of this.
 #
 # ## Noise-level editing (SDEdit, Meng et al. 2022)
-# Noise a real test image up to level t, then denoise it **as another class**. Small t keeps
-# the original; large t keeps only the rough shape and the new class takes over.
+# Noise a real test image up to level t, then denoise it **as another class**. At small t the
+# noisy latent still holds most of the original, at large t only its rough shape (notebook 04's
+# $\bar\alpha_t$), and the new class takes over. Under the figure: how far each edit is from the
+# original, and what the judge calls it.
 
 # %%
 test_x, test_y = load_fashion_mnist("test", cfg.data_dir)
@@ -156,6 +198,9 @@ for t in (200, 400, 600, 800):
     zt = pipe.schedule.q_sample(z0, torch.tensor([t]), torch.randn(z0.shape, generator=torch.Generator().manual_seed(5)))
     cols.append(pipe.generate([target], x_start=zt, t_start=t, steps=max(2, t // 50), seed=5).images)
 show(torch.cat(cols), 5, f"real T-shirt, then edited into '{CLASS_NAMES[target]}' from t = 200, 400, 600, 800")
+for t, edit in zip((200, 400, 600, 800), cols[1:]):
+    print(f"from t = {t}: {(edit.float() - src.float()).abs().mean():5.1f} grey levels from the original on average, "
+          f"judged {CLASS_NAMES[int(predict(judge, edit)[0])]}")
 
 # %% [markdown]
 # ## What the model guesses at t = 999
@@ -165,38 +210,55 @@ show(torch.cat(cols), 5, f"real T-shirt, then edited into '{CLASS_NAMES[target]}
 # pure noise and says almost nothing, so the guess is the average garment of the class, whatever
 # the noise: blurry, like the class averages of notebook 01 (bottom row; the top rows decode an
 # average *latent*, which is close to, not the same as, an average image). As t falls, the state
-# pins down one garment and the guess sharpens into it. This is the most instructive picture in
-# the slider below: the "predicted final" at step 0.
+# pins down one garment and the guess sharpens into it. Under the figure: how far apart the two
+# noises' first guesses are, against how far apart the garments the two runs finish with are.
+# This is the most instructive picture in the slider below: the "predicted final" at step 0.
 
 # %%
 classes = list(range(pipe.cfg.num_classes))
-first_guess = [to_uint8(pipe.decode(pipe.generate(classes, seed=s, return_trajectory=True).trajectory["x0"][0]))
-               for s in (0, 1)]
+done = [pipe.generate(classes, seed=s, return_trajectory=True) for s in (0, 1)]
+first_guess = [to_uint8(pipe.decode(run.trajectory["x0"][0])) for run in done]
 train_x, train_y = load_fashion_mnist("train", cfg.data_dir)
 class_mean = torch.stack([train_x[train_y == c].float().mean(0) for c in classes]).round().to(torch.uint8)
 show(torch.cat([*first_guess, class_mean]), 10, "one column per class: " + ", ".join(CLASS_NAMES),
      ["guess at t = 999,\nnoise 1", "guess at t = 999,\nnoise 2", "real class average"])
+gap = lambda p, q: (p.float() - q.float()).abs().mean().item()          # mean grey-level difference
+print(f"the two noises' first guesses differ by {gap(*first_guess):.1f} grey levels on average; "
+      f"the garments the two runs finish with, by {gap(done[0].images, done[1].images):.1f}; "
+      f"a first guess and the class average, by {gap(first_guess[0], class_mean):.1f}")
 
 # %% [markdown]
 # ## Sliders: watch one denoising run
-# Pick a class, a step of the run, a guidance scale (the library's default, 5, to start) and a
+# Pick a class, a step of the run, a guidance scale (the library's default to start) and a
 # seed (the starting noise). The picture is the decoded state $z_t$ at that step (left) and the
-# model's current guess of the final garment, $\hat z_0$ (right). The run takes the default 20 steps,
-# and guidance acts only for t in [300, 700] (`DEFAULTS["guidance_interval"]`): the first six steps
-# (at t = 999 … 749) are never guided, so the states up to step 6 are the same at every guidance
-# scale. The caption says, at each step, how many of the steps so far were guided.
+# model's current guess of the final garment, $\hat z_0$ (right). The run takes the default number
+# of steps, and guidance acts only inside `DEFAULTS["guidance_interval"]`, so the first steps are
+# never guided and their states are the same at every guidance scale (the cell below prints
+# which). The caption says, at each step, how many of the steps so far were guided. The slider
+# opens at step 0, pure noise: drag it to the right. Under the widget, the same run as a plain
+# filmstrip, every other step.
 #
-# **fast** switches to the distilled student of notebook 07: 4 UNet calls instead of 28, with the
-# default guidance learned into it (so the guidance slider does not apply). Its states are different
-# in kind: at each of its 4 steps it guesses the final garment at once, and the next state is that
-# guess noised back to a lower t with fresh noise.
+# **fast** switches to the distilled student of notebook 07, with the default guidance learned
+# into it (so the guidance slider does not apply) and far fewer network passes (printed below).
+# Its states are different in kind: at each of its steps it guesses the final garment at once,
+# and the next state is that guess noised back to a lower t with fresh noise.
+
+# %%
+lo, hi = DEFAULTS["guidance_interval"]
+ts = pipe.schedule.timesteps(DEFAULTS["steps"])[:-1]                 # the teacher's timesteps, without the final -1
+first_guided = next(k for k, t in enumerate(ts) if lo <= t <= hi)
+print(f"the {len(ts)} steps' timesteps: {ts}")
+print(f"{sum(lo <= t <= hi for t in ts)} of them guided (t in [{lo}, {hi}]); the first {first_guided} "
+      f"(t = {ts[0]} ... {ts[first_guided - 1]}) are not, so the states up to step {first_guided} are the same at every guidance scale")
+teacher, student = pipe.generate([7], seed=6), pipe.generate([7], sampler="distilled", steps=4, seed=6)
+print(f"network passes per image, counted: the teacher {teacher.unet_passes} in {teacher.steps} steps, "
+      f"the distilled student {student.unet_passes} in {student.steps}")
 
 # %%
 import ipywidgets as W
 
-lo, hi = DEFAULTS["guidance_interval"]
 cls_menu = W.Dropdown(options=[(name, c) for c, name in enumerate(CLASS_NAMES)], value=7, description="class")
-step_slider = W.IntSlider(value=20, min=0, max=20, description="step")
+step_slider = W.IntSlider(value=0, min=0, max=20, description="step")
 guide_slider = W.FloatSlider(value=DEFAULTS["guidance"], min=1.0, max=15.0, step=0.5, description="guidance")
 seed_box = W.BoundedIntText(value=6, min=0, max=10**6, description="seed", layout=W.Layout(width="160px"))
 speed = W.ToggleButtons(options=[("teacher: 20 steps", "dpmpp2m"), ("fast: 4 steps", "distilled")],
@@ -252,19 +314,37 @@ speed.observe(switch_sampler, names="value")
 redraw()
 display(W.VBox([speed, W.HBox([cls_menu, step_slider]), W.HBox([guide_slider, seed_box]), caption, out]))
 
+# the plain figure beside the widget: the run it opens with, every other step
+states, guesses, run_ts = cache[(cls_menu.value, guide_slider.value, seed_box.value, speed.value)]
+shown = list(range(0, len(run_ts), 2))
+fig, axes = plt.subplots(2, len(shown), figsize=(1.05 * len(shown), 2.7))
+for col, i in zip(axes.T, shown):
+    col[0].imshow(states[i], cmap="gray", vmin=0, vmax=255)
+    col[1].imshow(guesses[min(i, len(guesses) - 1)], cmap="gray", vmin=0, vmax=255)
+    col[0].set_title(f"step {i}\nt = {run_ts[i] if run_ts[i] >= 0 else 'clean'}", fontsize=7)
+    for ax in col: ax.set_xticks([]); ax.set_yticks([])
+axes[0, 0].set_ylabel("state z_t", fontsize=8); axes[1, 0].set_ylabel("predicted\nfinal", fontsize=8)
+fig.suptitle(f"{CLASS_NAMES[cls_menu.value]}, guidance {guide_slider.value:g}, seed {seed_box.value}: "
+             "what the widget shows, every other step", fontsize=9)
+plt.tight_layout(); plt.show()
+
 # %% [markdown]
 # ## Samplers and step counts
 # Ancestral DDPM as trained walks all $T = 1000$ timesteps; the same ancestral sampling on a
 # 50-step subsequence is DDIM with $\eta = 1$ ("strided DDPM"). DDIM with $\eta = 0$ is deterministic
-# and works with any count; DPM-Solver++(2M), a second-order solver of the same deterministic path,
-# is sharp in 10–20. Same starting noise, same classes (one column per class). The stochastic
-# samplers add fresh noise at every step, so they land on different garments; the deterministic
-# ones follow nearly the same path and agree with each other. (Measured on 5,000 samples in the
-# `benchmarks/README.md`: DDIM with $\eta = 1$ scores FID 3.71, 3.06, 2.66 and 2.58 at 20, 50, 100 and 200 steps,
-# against 2.38 for DPM-Solver++ at 20: stochastic sampling works with few steps, but needs more of
-# them for the same quality.) The last two rows are the distilled student of notebook 07, which
-# has the guidance built in and needs one call per step. A forward hook on the UNet counts its
-# calls, which is what a step costs; the DDPM row makes 1000 of them, so it has a progress bar.
+# and works with any count; DPM-Solver++(2M), notebook 04's second-order solver of the same
+# deterministic path, is sharp in few steps. Same starting noise, same classes (one column per
+# class), the default guidance. The stochastic samplers add fresh noise at every step, so they can
+# land on other garments; the deterministic ones follow nearly the same path (the distances
+# printed under the figure say how near). `benchmarks/README.md` scores each on 5,000 samples:
+# stochastic sampling works with few steps, but needs more of them for the same quality. The last
+# two rows are the distilled student of notebook 07, which has the guidance built in.
+#
+# What a step costs is network passes: images × UNet calls. A forward hook on the UNet logs the
+# batch size of each call. A guided step is *one* call on a doubled batch (each image with its
+# class and with the null class), so it costs two passes per image; the hook's numbers are
+# checked against the library's own count (`Samples.unet_passes`). The DDPM row makes the most
+# calls, so each row has a progress bar.
 
 # %%
 runs = [("ddpm", 1000, 0.0), ("ddim", 50, 1.0), ("ddim", 50, 0.0), ("ddim", 10, 0.0),
@@ -274,17 +354,27 @@ names = [f"{s} {n}" + (f", η={e:g}" if s == "ddim" else "") for s, n, e in runs
 labels, rows = list(range(pipe.cfg.num_classes)), []
 
 def tick(module, inputs, output):
-    bar.update(1)                            # and return None: a hook that returns a value replaces the output
+    calls.append(inputs[0].shape[0])         # this call's batch size; return None: a returned value replaces the output
+    bar.update(1)
 
 for (sampler, steps, eta), name in zip(runs, names):
-    bar = tqdm(total=1000 if sampler == "ddpm" else steps, desc=name, mininterval=1)
+    calls = []
+    bar = progress(total=pipe.schedule.T if sampler == "ddpm" else steps, desc=name, mininterval=1)
     unet = pipe.student if sampler == "distilled" else pipe.unet        # notebook 07's student
-    hook = unet.register_forward_hook(tick)                             # one tick per UNet call
+    hook = unet.register_forward_hook(tick)
     t0 = time.perf_counter()
-    rows.append(pipe.generate(labels, sampler=sampler, steps=steps, eta=eta, seed=4).images)
+    result = pipe.generate(labels, sampler=sampler, steps=steps, eta=eta, seed=4)
+    seconds = time.perf_counter() - t0
     hook.remove(), bar.close()
-    print(f"{name:16s}: {bar.n:4d} UNet calls, {time.perf_counter() - t0:6.2f} s for 10 images")
+    rows.append(result.images)
+    passes, doubled = sum(calls) / len(labels), sum(n == 2 * len(labels) for n in calls)
+    assert passes == result.unet_passes, (passes, result.unet_passes)     # the hook and the library agree
+    print(f"{name:16s}: {len(calls):4d} UNet calls, {doubled:4d} of them on a doubled batch: "
+          f"{passes:5g} passes per image; {seconds:6.2f} s for {len(labels)} images")
 show(torch.cat(rows), 10, "one column per class, the same starting noise", names)
+ref = names.index("dpmpp2m 20")
+print(f"mean grey-level difference from the '{names[ref]}' row: " +
+      ", ".join(f"{name} {gap(images, rows[ref]):.1f}" for name, images in zip(names, rows) if name != names[ref]))
 
 # %% [markdown]
 # ## Animation: clean → noise → clean
@@ -312,9 +402,9 @@ display(ShowImage(filename="runs/ankle_boot.gif"))
 # Classifier-free guidance pushes away from the *unconditional* prediction. Put another class's
 # prediction in its place and guidance pushes away from that class instead:
 # $\hat v = v_{\text{neg}} + w\,(v_y - v_{\text{neg}})$ (what `negative_prompt` does in `diffusers`).
-# Shirts are the class the judge confuses most, with T-shirts and coats. The same 8 noises as
-# "Shirt", as "Shirt, not T-shirt/top" and as "Shirt, not Coat", guided at every step, with the
-# judge's verdict under each image; then the same three settings on 1,000 shirts each, counted.
+# Shirts are easily confused with T-shirts and coats (the guidance grid above). The same 8 noises
+# as "Shirt", as "Shirt, not T-shirt/top" and as "Shirt, not Coat", guided at every step, with the
+# judge's verdict under each image; then the same three settings on many more shirts each, counted.
 
 # %%
 negatives = [None, 0, 4]                                   # none (plain CFG), T-shirt/top, Coat
@@ -474,71 +564,58 @@ plt.tight_layout(); plt.show()
 # solution is in the hidden cell under each exercise (click to show it); it runs, and is checked, too.
 
 # %% [markdown]
-# **Exercise 1: Classifier-free guidance.** One guided step runs the UNet twice, with the class and with the null class, and combines the
-# two outputs: $\hat v = v_\varnothing + w\,(v_y - v_\varnothing)$. At $w = 1$ it is the plain conditional
-# output; larger $w$ moves further in the class's direction.
+# **Exercise 1: guidance on an interval of t, image by image.** The defaults guide only for t in
+# `DEFAULTS["guidance_interval"]`, and since every image of a batch is at the same step, the
+# sampler decides with one `if` (the `between` cell above). Now let each image of a batch be at
+# its own timestep `t[i]` (as in training, or in a batch of SDEdit edits started from different
+# t): return the guided output $v_\varnothing + w\,(v_y - v_\varnothing)$ for the images with
+# lo ≤ t[i] ≤ hi (both ends included) and the plain conditional output $v_y$ for the others, for
+# the whole batch at once (no loop over images). The checker's batch has 5 images of 3 channels
+# at 6×7, so a mask that broadcasts along the wrong axis fails.
 
 # %%
-from fmnist_ldm.exercises import check_cfg
+from fmnist_ldm.exercises import check_interval_guidance
 
-def my_cfg(out_uncond, out_cond, w):
-    """The guided output, same shape as the inputs."""
+def my_interval_guidance(v_cond, v_null, t, w, interval):
+    """v_cond, v_null [B, C, H, W]; t long [B], one timestep per image; w a float; interval (lo, hi)
+    -> [B, C, H, W]: guided where lo <= t <= hi, v_cond elsewhere."""
     raise NotImplementedError   # your code here
 
-check_cfg(my_cfg)
+check_interval_guidance(my_interval_guidance)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 #@title Solution (hidden in Jupyter and Colab: click to show)
-def cfg(out_uncond, out_cond, w):
-    """The guided output, same shape as the inputs."""
-    return out_uncond + w * (out_cond - out_uncond)
+def interval_guidance(v_cond, v_null, t, w, interval):
+    """v_cond, v_null [B, C, H, W]; t long [B], one timestep per image; w a float; interval (lo, hi)
+    -> [B, C, H, W]: guided where lo <= t <= hi, v_cond elsewhere."""
+    lo, hi = interval
+    inside = ((t >= lo) & (t <= hi)).view(-1, 1, 1, 1)               # [B] -> [B, 1, 1, 1]: one switch per image
+    return torch.where(inside, v_null + w * (v_cond - v_null), v_cond)
 
 
-assert check_cfg(cfg)
+assert check_interval_guidance(interval_guidance)
 
 # %% [markdown]
-# **Exercise 2: One DDIM step.** Deterministic DDIM (η = 0, Song et al. 2021 eq. 12) takes the model's guesses $\hat x_0$ and
-# $\hat\varepsilon$ at the current step and puts them back together at the next, lower noise level:
-# $x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t'}}\,\hat\varepsilon$.
-
-# %%
-from fmnist_ldm.exercises import check_ddim_step
-
-def my_ddim_step(x0_hat, eps_hat, abar_next):
-    """x0_hat, eps_hat [B, C, H, W]; abar_next a float -> the state at the next step."""
-    raise NotImplementedError   # your code here
-
-check_ddim_step(my_ddim_step)
-
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
-#@title Solution (hidden in Jupyter and Colab: click to show)
-def ddim_step(x0_hat, eps_hat, abar_next):
-    """x0_hat, eps_hat [B, C, H, W]; abar_next a float -> the state at the next step."""
-    return math.sqrt(abar_next) * x0_hat + math.sqrt(1 - abar_next) * eps_hat
-
-
-assert check_ddim_step(ddim_step)
-
-# %% [markdown]
-# **Exercise 3: a gentler inpainting mask.** The inpainting above redraws a latent cell when *any* of
+# **Exercise 2: a gentler inpainting mask.** The inpainting above redraws a latent cell when *any* of
 # its 4×4 pixels is masked, so a mask edge that grazes a cell redraws all of it. Write the rule
 # that redraws a cell only when *more than half* of its 16 pixels are masked, as a float mask
-# shaped [N, 1, 7, 7] (1 = redraw) that broadcasts over the latent's channels; try it in
+# shaped [N, 1, H/4, W/4] (1 = redraw) that broadcasts over the latent's channels. Write it for
+# any image size made of whole cells: the checker's masks are 24×20 pixels, not 28×28. Try it in
 # `Pipeline.inpaint`'s place by hand if you like, with `sample(..., known=, keep=1 - your_mask)`.
 
 # %%
 from fmnist_ldm.exercises import check_majority_cells
 
 def my_majority_cells(mask):
-    """mask bool [N, 28, 28], True = redraw -> float [N, 1, 7, 7], 1 where most of a cell is masked."""
+    """mask bool [N, H, W], True = redraw, H and W multiples of 4 -> float [N, 1, H/4, W/4], 1 where most of a cell is masked."""
     raise NotImplementedError   # your code here
 
 check_majority_cells(my_majority_cells)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def majority_cells(mask):
-    """mask bool [N, 28, 28], True = redraw -> float [N, 1, 7, 7], 1 where most of a cell is masked."""
+    """mask bool [N, H, W], True = redraw, H and W multiples of 4 -> float [N, 1, H/4, W/4], 1 where most of a cell is masked."""
     share = torch.nn.functional.avg_pool2d(mask[:, None].float(), 4)     # the masked share of each 4x4 cell
     return (share > 0.5).float()
 
@@ -546,24 +623,57 @@ def majority_cells(mask):
 assert check_majority_cells(majority_cells)
 
 # %% [markdown]
+# **Exercise 3: one step of DDIM inversion.** `pipe.invert` above runs notebook 04's
+# deterministic DDIM step the other way: from the state $x$ at noise level $\bar\alpha$ up to the
+# *noisier* level $\bar\alpha_{\text{next}} < \bar\alpha$, holding the model's noise guess
+# $\hat\varepsilon$ fixed. Write that step: first find the clean guess $\hat x_0$ that $x$ and
+# $\hat\varepsilon$ imply (the forward equation $x = \sqrt{\bar\alpha}\,x_0 + \sqrt{1-\bar\alpha}\,\varepsilon$,
+# solved for $x_0$), then put $\hat x_0$ and $\hat\varepsilon$ together again at $\bar\alpha_{\text{next}}$.
+
+# %%
+from fmnist_ldm.exercises import check_ddim_invert_step
+
+def my_ddim_invert_step(x, eps_hat, abar, abar_next):
+    """x, eps_hat [B, C, H, W]; abar, abar_next floats, abar_next < abar -> the state at abar_next."""
+    raise NotImplementedError   # your code here
+
+check_ddim_invert_step(my_ddim_invert_step)
+
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
+#@title Solution (hidden in Jupyter and Colab: click to show)
+def ddim_invert_step(x, eps_hat, abar, abar_next):
+    """x, eps_hat [B, C, H, W]; abar, abar_next floats, abar_next < abar -> the state at abar_next."""
+    x0_hat = (x - math.sqrt(1 - abar) * eps_hat) / math.sqrt(abar)
+    return math.sqrt(abar_next) * x0_hat + math.sqrt(1 - abar_next) * eps_hat
+
+
+assert check_ddim_invert_step(ddim_invert_step)
+
+# %% [markdown]
 # ## What we learned
 # - `Pipeline.generate` turns classes, a sampler, a step count, a guidance scale and a seed into
 #   images; the same seed gives the same images on any device.
-# - Classifier-free guidance trades variety for class fidelity; too much of it saturates the
-#   images and makes them alike. The defaults guide only the middle of the run.
+# - Classifier-free guidance runs the network with the class and with the null class and moves
+#   further along the difference; it trades variety for class fidelity, and too much of it burns
+#   out the images and makes them alike. The defaults guide only the middle of the run.
 # - The model's guess of the final image starts as the blurry class average, $\mathbb E[z_0 \mid z_t, y]$,
 #   and sharpens as the noise falls.
-# - Stochastic samplers (DDPM, DDIM with $\eta = 1$) need many steps; deterministic ones (DDIM with
-#   $\eta = 0$, DPM-Solver++) are good in 10–20; a distilled student (notebook 07) needs 4.
-# - Editing is sampling from a partly noised real image: the noise level decides how much survives.
-# - The same sampler does more with a few lines: a negative class in place of the unconditional
-#   prediction, kept latent cells pasted back at every step (inpainting), spherical paths between
-#   noises, and DDIM run backwards to find the noise of a real image (inversion).
+# - A step's cost is network passes, images × UNet calls; a guided step is one call on a doubled
+#   batch, two passes per image. Stochastic samplers (DDPM, DDIM with $\eta = 1$) need many steps;
+#   deterministic ones (DDIM with $\eta = 0$, DPM-Solver++) far fewer; a distilled student (notebook 07) fewer still.
+# - Editing is sampling with something held fixed: a partly noised real image (SDEdit: the noise
+#   level decides how much survives), a negative class in place of the unconditional prediction,
+#   kept latent cells pasted back at every step (inpainting), spherical paths between noises, and
+#   DDIM run backwards to find the noise of a real image (inversion).
 #
 # ## Check your understanding
 # 1. In the slider, why is the "predicted final" at step 0 nearly the same for every seed, while
 #    the final image differs from seed to seed?
-# 2. Guidance is switched off for t > 700 by default. Why does that make the first six steps of a
-#    run identical for every guidance scale, and what does guiding those steps cost (notebook 06)?
-# 3. In SDEdit from t = 800 the T-shirt's sleeves can vanish, from t = 200 they survive. What
+# 2. Guidance is switched off above the guidance interval by default. Why does that make the first
+#    steps of a run identical for every guidance scale, and what does guiding those steps cost (notebook 06)?
+# 3. In SDEdit from t = 800 the T-shirt's shape can vanish, from t = 200 it survives. What
 #    does the forward process's $\bar\alpha_t$ at those two t say about why?
+
+# %%
+from fmnist_ldm.notebook import say_elapsed
+say_elapsed()

@@ -5,13 +5,17 @@ import math
 import torch
 
 RIGHT = {
-    "check_cfg": lambda u, c, w: u + w * (c - u),
-    "check_ddim_step": lambda x0, eps, an: math.sqrt(an) * x0 + math.sqrt(1 - an) * eps,
-    "check_majority_cells": lambda m: (m[:, None].float().unflatten(2, (7, 4)).unflatten(4, (7, 4)).mean((3, 5)) > 0.5).float(),
+    "check_interval_guidance": lambda c, u, t, w, interval: torch.where(
+        ((t >= interval[0]) & (t <= interval[1])).view(-1, 1, 1, 1), u + w * (c - u), c),
+    "check_majority_cells": lambda m: (m[:, None].float().unflatten(2, (m.shape[1] // 4, 4))
+                                       .unflatten(4, (m.shape[2] // 4, 4)).mean((3, 5)) > 0.5).float(),
+    "check_ddim_invert_step": lambda x, eps, a, an: math.sqrt(an) * (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
+                                                      + math.sqrt(1 - an) * eps,
 }
 
 WRONG = {
-    "check_cfg": (lambda u, c, w: c + w * (c - u), "unconditional"),
-    "check_ddim_step": (lambda x0, eps, an: an * x0 + (1 - an) * eps, "square roots"),
+    "check_interval_guidance": (lambda c, u, t, w, interval: torch.where(
+        ((t > interval[0]) & (t < interval[1])).view(-1, 1, 1, 1), u + w * (c - u), c), "ends"),
     "check_majority_cells": (lambda m: torch.nn.functional.max_pool2d(m[:, None].float(), 4), "any pixel"),
+    "check_ddim_invert_step": (lambda x, eps, a, an: math.sqrt(an) * x + math.sqrt(1 - an) * eps, "clean guess"),
 }

@@ -144,10 +144,10 @@ def test_sliders_redraw_the_picture(lab, tmp_path):
         after_class = picture()
         assert after_class != before
         assert caption.first.text_content().startswith("Bag"), caption.first.text_content()
-        # step slider (the first slider): go back 10 steps into the run
+        # step slider (the first slider): it opens at step 0, pure noise; go 10 steps into the run
         page.locator(".widget-slider .noUi-handle, .widget-hslider .noUi-handle").nth(0).focus()
         for _ in range(10):
-            page.keyboard.press("ArrowLeft")
+            page.keyboard.press("ArrowRight")
         page.locator(".widget-label").filter(has_text="step 10/20").wait_for(timeout=120_000)
         page.wait_for_function("prev => { const i = document.querySelector('.widget-output img');"
                                " return i && i.src !== prev; }", arg=after_class, timeout=120_000)

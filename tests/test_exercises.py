@@ -57,9 +57,8 @@ def test_a_known_mistake_of_another_shape_is_named(capsys):
 
 
 def test_a_shape_mismatch_says_both_shapes(capsys):
-    ex.check_cfg(lambda u, c, w: (u + w * (c - u))[0])
-    out = capsys.readouterr().out
-    assert "shape (4, 7, 7), expected (3, 4, 7, 7)" in out
+    ex.check_interval_guidance(lambda c, u, t, w, i: (u + w * (c - u))[0])
+    assert "shape (3, 6, 7), expected (5, 3, 6, 7)" in capsys.readouterr().out
 
 
 def test_each_notebook_has_two_to_four_exercises_each_with_a_checked_hidden_solution():
