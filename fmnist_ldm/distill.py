@@ -187,6 +187,17 @@ def train_student(pipe, cfg: DistillConfig, device=None, progress: bool = True):
     return student, hist, timings
 
 
+def student_recipe(path) -> tuple[DistillConfig, dict]:
+    """How a student file (train_student's) was made: the DistillConfig it was distilled with, and
+    {"collect_seconds", "distill_seconds", "machine"}: its teacher runs' and training's times, where."""
+    from .weights import read_weights
+    _, _, meta = read_weights(path, "unet")
+    how = dict(meta["distilled"]["config"])
+    known = {f.name for f in dataclasses.fields(DistillConfig)}
+    cfg = DistillConfig(**{k: v for k, v in how.items() if k in known})
+    return cfg, {k: meta.get(k) for k in ("collect_seconds", "distill_seconds", "machine")}
+
+
 def teacher_vs_student(pipe, judge, n_per_class: int, steps=(1, 2, 4, 8), seed: int = 0,
                        progress: bool = False) -> list[dict]:
     """The teacher sampler (sampling.DEFAULTS, also at its own 20 steps) and the student at each
@@ -204,10 +215,12 @@ def teacher_vs_student(pipe, judge, n_per_class: int, steps=(1, 2, 4, 8), seed: 
         s = pipe.generate(labels, sampler=sampler, steps=n, seed=seed)
         seconds = time.perf_counter() - t0
         m = evaluate_samples(s.images, s.labels, judge, seed=seed)
+        # FID - real-vs-real: notebook 06's headline measure, the same real images at the same n
+        fid_minus_real = m.get("fid_minus_real", m["fid"] - m["fid_real_baseline"])
         rows.append({"model": model, "sampler": sampler, "steps": n, "unet_passes": s.unet_passes,
                      "images_per_s": round(len(labels) / seconds, 1), "accuracy": m["accuracy"],
                      "fid": m["fid"], "fid_real_baseline": m["fid_real_baseline"],
-                     "fid_minus_real": round(m["fid"] - m["fid_real_baseline"], 3), "n": m["n"]})
+                     "fid_minus_real": round(fid_minus_real, 3), "n": m["n"]})
         if progress:
             r = rows[-1]
             print(f"{model}, {n} steps: {r['images_per_s']} images/s, accuracy {100 * r['accuracy']:.1f} %, "
