@@ -139,10 +139,18 @@ def training_loss(model, schedule: NoiseSchedule, x0, y, prediction: str, p_unco
     target = schedule.target(x0, noise, t, prediction)
     if min_snr_gamma is None:
         return F.mse_loss(out.float(), target)
-    snr = schedule.snr_at(t)
-    weight = snr.clamp(max=min_snr_gamma) / (snr + 1 if prediction == "v" else snr)
+    weight = min_snr_weight(schedule.snr_at(t), min_snr_gamma, prediction)
     per_example = (out.float() - target).square().flatten(1).mean(1)
     return (weight * per_example).mean()
+
+
+def min_snr_weight(snr: torch.Tensor, gamma: float, prediction: str) -> torch.Tensor:
+    """Min-SNR-gamma's factor on each example's MSE (Hang et al. 2023), from SNR_t per example.
+    In x0 terms the plain v-MSE weighs |x0 - x0_hat|^2 by SNR_t + 1 and the eps-MSE by SNR_t;
+    the factor turns that weight into min(SNR_t, gamma):
+        v:   min(SNR_t, gamma) / (SNR_t + 1),   eps: min(SNR_t, gamma) / SNR_t."""
+    _check_prediction(prediction)
+    return snr.clamp(max=gamma) / (snr + 1 if prediction == "v" else snr)
 
 
 def _noise_like(x, generator):

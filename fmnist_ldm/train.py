@@ -1,5 +1,5 @@
 """One training loop (`fit`) and the pipeline's stages on it: AdamW, EMA weights
-(torch.optim.swa_utils), bf16 autocast, tqdm, and atomic checkpoints holding model, optimiser,
+(torch.optim.swa_utils), bf16 autocast, text progress bars (progress.py), and atomic checkpoints holding model, optimiser,
 EMA, step, loss history and the stage's config, so that a run stopped at any moment resumes
 exactly where it stopped (data order and noise are functions of (seed, step), not of how often
 the process was restarted). The judge (metrics.train_judge) and the ablations' timer use it too."""
@@ -73,6 +73,33 @@ def warmup_cosine(warmup: int, total: int):
     cosine decay to 0 at step `total` (Loshchilov & Hutter 2017)."""
     warmup, total = max(warmup, 1), max(total, 1)
     return lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0)))
+
+
+def train_step(model, step_loss, idx, gen, opt, *, ema=None, scaler=None, lr_schedule=None,
+               device=torch.device("cpu"), bf16: bool = True) -> torch.Tensor:
+    """One optimiser step, the body of fit's loop (the one place where the forward pass runs under
+    autocast and the weights are updated; notebook 04 checks a step written by hand against it):
+        loss = step_loss(idx, gen)       (under autocast: mixed precision where the device is fast at it)
+        gradients of the loss            (through the loss scaler, which only fp16 needs)
+        opt.step()                       (skipped by the scaler if fp16 gradients overflowed)
+        lr_schedule.step()               (the learning rate for the next step)
+        ema.update_parameters(model)     (ema <- d ema + (1 - d) weights, see ema_with_warmup)
+    Returns the loss, detached and still on the device: reading it would wait for the GPU."""
+    with autocast(device, bf16):
+        loss = step_loss(idx, gen)
+    opt.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        opt.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(opt)                            # opt.step(), unless fp16 gradients overflowed
+        scaler.update()
+    if lr_schedule is not None:
+        lr_schedule.step()
+    if ema is not None:
+        ema.update_parameters(model)
+    return loss.detach()
 
 
 def fit(model, step_loss, n_items: int, batch_size: int, lr: float, *, epochs: int | None = None,
@@ -176,18 +203,10 @@ def fit(model, step_loss, n_items: int, batch_size: int, lr: float, *, epochs: i
             order = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 10_007 + epoch)).to(device)
         idx = order[i * batch_size:(i + 1) * batch_size]
         gen = generator(device, seed * 1_000_003 + step)
-        # the one place where the forward pass runs under autocast and the weights are updated
-        with autocast(device, bf16):
-            loss = step_loss(idx, gen)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)                            # opt.step(), unless fp16 gradients overflowed
-        scaler.update()
-        sched.step()
-        if ema is not None:
-            ema.update_parameters(model)
+        loss = train_step(model, step_loss, idx, gen, opt, ema=ema, scaler=scaler, lr_schedule=sched,
+                          device=device, bf16=bf16)
         step += 1
-        pending.append(loss.detach())
+        pending.append(loss)
         bar.update(1)
         if step % 50 == 0 or after_step is not None:   # .item() waits for the GPU: not every step
             flush()
