@@ -224,6 +224,35 @@ def fid_infinity(ns, fids) -> float:
     return torch.linalg.lstsq(design, target).solution[0, 0].item()
 
 
+def evaluation_draw(n_samples: int, n_test: int, n_train: int, seed: int = 0) -> dict:
+    """The subsets evaluate_samples scores, as indices: n = min(n_samples, n_test), then three
+    random draws of n from one generator seeded by `seed`, in this order: "test" (into the test
+    set), "samples" (into the samples: an order) and "train" (into the training set: the
+    real-vs-real baseline). Anyone who uses the same indices gets evaluate_samples' numbers."""
+    gen = torch.Generator().manual_seed(seed)
+    n = min(n_samples, n_test)
+    test = torch.randperm(n_test, generator=gen)[:n]
+    samples = torch.randperm(n_samples, generator=gen)[:n]
+    train = torch.randperm(n_train, generator=gen)[:n]
+    return {"n": n, "test": test, "samples": samples, "train": train}
+
+
+def kid_mmd(real_features, fake_features, degree: int = 3, coef: float = 1.0) -> float:
+    """The unbiased estimate of the squared maximum mean discrepancy under the polynomial kernel
+    k(x, y) = (x.y / d + coef) ** degree (d features), the quantity KID averages over subsets:
+        MMD^2 = sum_{i != j} k(r_i, r_j) / (m (m - 1)) + sum_{i != j} k(f_i, f_j) / (n (n - 1))
+                - 2 sum_{i, j} k(r_i, f_j) / (m n)
+    for m real and n fake rows. Leaving out the diagonals (each point with itself) is what makes
+    it unbiased, and why two sets from one distribution score about 0, sometimes a little below."""
+    real, fake = torch.as_tensor(real_features).double(), torch.as_tensor(fake_features).double()
+    m, n, d = len(real), len(fake), real.shape[1]
+    kernel = lambda a, b: (a @ b.T / d + coef) ** degree
+    k_rr, k_ff, k_rf = kernel(real, real), kernel(fake, fake), kernel(real, fake)
+    within_real = (k_rr.sum() - k_rr.diagonal().sum()) / (m * (m - 1))
+    within_fake = (k_ff.sum() - k_ff.diagonal().sum()) / (n * (n - 1))
+    return (within_real + within_fake - 2 * k_rf.mean()).item()
+
+
 def evaluate_samples(images_uint8, labels, judge=None, data_dir=None, seed: int = 0) -> dict:
     """Everything we report about a set of samples, beside the real-data baseline at the same n.
     Samples are compared with n real test images; the baseline compares n real train images
@@ -233,13 +262,11 @@ def evaluate_samples(images_uint8, labels, judge=None, data_dir=None, seed: int 
     check_sample_count(len(images_uint8))
     judge = judge or load_judge()
     images_uint8, labels = torch.as_tensor(images_uint8), torch.as_tensor(labels)
-    gen = torch.Generator().manual_seed(seed)
     test_x, _ = load_fashion_mnist("test", data_dir)
     train_x, _ = load_fashion_mnist("train", data_dir)
-    n = min(len(images_uint8), len(test_x))
-    test = test_x[torch.randperm(len(test_x), generator=gen)[:n]]
-    fake = images_uint8[torch.randperm(len(images_uint8), generator=gen)[:n]]
-    real = train_x[torch.randperm(len(train_x), generator=gen)[:n]]
+    draw = evaluation_draw(len(images_uint8), len(test_x), len(train_x), seed)
+    n = draw["n"]
+    test, fake, real = test_x[draw["test"]], images_uint8[draw["samples"]], train_x[draw["train"]]
     test = judge_features(judge, test)                   # once, for both comparisons
     out = {"n": n, **fid_kid(test, fake, judge)}
     base = fid_kid(test, real, judge)

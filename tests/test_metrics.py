@@ -114,3 +114,20 @@ def test_sample_then_evaluate_end_to_end(tmp_path):
     res = json.loads(r.stdout)
     assert {"fid", "fid_real_baseline", "kid", "accuracy", "per_class_accuracy", "n"} <= set(res)
     assert res["n"] == 520 and res["accuracy"] > 0.8 and r.stderr.startswith("warning: FID at n = 520")
+
+
+def test_kid_mmd_is_torchmetrics_poly_mmd_at_equal_sizes_and_unbiased_at_unequal_ones():
+    from torchmetrics.image.kid import poly_mmd
+    from fmnist_ldm.metrics import kid_mmd
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(40, 6, generator=g, dtype=torch.float64), torch.randn(40, 6, generator=g, dtype=torch.float64) + 0.5
+    assert abs(kid_mmd(a, b) - poly_mmd(a, b).item()) < 1e-10
+    assert kid_mmd(a, b) > 0.01 and abs(kid_mmd(a[:30], a[30:] * 1.0)) < kid_mmd(a, b)
+
+
+def test_evaluation_draw_is_the_draw_evaluate_samples_makes():
+    from fmnist_ldm.metrics import evaluation_draw
+    d = evaluation_draw(600, 1000, 5000, seed=3)
+    g = torch.Generator().manual_seed(3)
+    assert d["n"] == 600 and torch.equal(d["test"], torch.randperm(1000, generator=g)[:600])
+    assert torch.equal(d["samples"], torch.randperm(600, generator=g)) and torch.equal(d["train"], torch.randperm(5000, generator=g)[:600])

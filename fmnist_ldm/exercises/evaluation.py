@@ -5,38 +5,58 @@ import torch
 
 from .grading import gen, grade
 
-__all__ = ["check_frechet_distance", "check_precision"]
+__all__ = ["check_recall", "check_kid_mmd"]
 
 
-def check_frechet_distance(fn) -> bool:
-    """fn(mu1, sigma1, mu2, sigma2) -> ||mu1 - mu2||² + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^(1/2)),
-    float64 (what torchmetrics computes for FID)."""
-    from torchmetrics.image.fid import _compute_fid
-    g = gen(9)
-    a, b = torch.randn(200, 8, generator=g, dtype=torch.float64), 1.3 * torch.randn(200, 8, generator=g, dtype=torch.float64) + 0.2
-    mu1, mu2, s1, s2 = a.mean(0), b.mean(0), torch.cov(a.T), torch.cov(b.T)
-    root = torch.linalg.eigvals(s1 @ s2).sqrt().real.sum()
-    mean_term, tr = (mu1 - mu2).pow(2).sum(), torch.trace(s1) + torch.trace(s2)
-    return grade("Fréchet distance", lambda: fn(mu1.clone(), s1.clone(), mu2.clone(), s2.clone()),
-                  _compute_fid(mu1, s1, mu2, s2), [
-        ((mu1 - mu2).norm() + tr - 2 * root, "the mean term is the squared distance, ||mu1 - mu2||²."),
-        (mean_term + tr - root, "the matrix square root term is counted twice: - 2 Tr((sigma1 sigma2)^(1/2))."),
-        (mean_term + tr - 2 * torch.trace(s1 @ s2), "the square root of sigma1 sigma2 is missing (its eigenvalues' square roots)."),
-        (mean_term, "the covariance term is missing."),
-    ], rtol=1e-6, atol=1e-6)
-
-
-def check_precision(fn) -> bool:
-    """fn(real [N,D], fake [M,D], k) -> precision (Kynkaanniemi et al. 2019): the share of fake
-    points within the k-th-nearest-neighbour radius of at least one real point (metrics.precision_recall)."""
+def check_recall(fn) -> bool:
+    """fn(real [N, D], fake [M, D], k) -> recall (Kynkaenniemi et al. 2019): the share of real
+    points inside at least one fake point's ball, the ball reaching that fake point's k-th nearest
+    other fake point (metrics.precision_recall). N, M, D and k all differ, and the fakes are
+    bunched up, so that recall, precision and coverage are three different numbers."""
     from ..metrics import precision_recall
     g = gen(10)
-    real, fake = torch.randn(300, 6, generator=g), 1.4 * torch.randn(200, 6, generator=g) + 0.3
-    d_rr = torch.cdist(real, real)
-    d = torch.cdist(fake, real)
-    wrong_k = (d <= d_rr.kthvalue(5, dim=1).values[None]).any(1).float().mean()
-    return grade("precision", lambda: fn(real.clone(), fake.clone(), 5),
-                  torch.tensor(precision_recall(real, fake, 5)["precision"]), [
-        (wrong_k, "each real point is its own nearest neighbour (distance 0): the k-th neighbour is kthvalue(k + 1)."),
-        (torch.tensor(precision_recall(real, fake, 5)["recall"]), "that is recall (real points inside fake balls); precision asks which fakes fall in real balls."),
+    k = 3
+    real, fake = torch.randn(37, 6, generator=g), 0.6 * torch.randn(23, 6, generator=g) + 0.4
+    d = torch.cdist(fake, real)                                           # [M, N]
+    radius = lambda x, kth: torch.cdist(x, x).kthvalue(kth, dim=1).values
+    share = lambda hit: hit.float().mean()
+    scores = precision_recall(real, fake, k)
+    return grade("recall", lambda: fn(real.clone(), fake.clone(), k), torch.tensor(scores["recall"]), [
+        (share((d <= radius(fake, k)[:, None]).any(0)),
+         "each sample is its own nearest neighbour (distance 0): its k-th neighbour is kthvalue(k + 1)."),
+        (torch.tensor(scores["coverage"]),
+         "that is coverage: the balls around the real images. Recall's balls are around the samples, "
+         "each reaching its k-th nearest other sample."),
+        (torch.tensor(scores["precision"]),
+         "that is precision (samples inside real balls); recall asks which real images fall inside sample balls."),
+        (share((d <= radius(fake, k + 1)[:, None]).any(1)),
+         "that is a share of the samples (any over the real axis); recall is a share of the real "
+         "images: for each real image, is it inside any sample's ball (any over the sample axis)?"),
     ], rtol=0, atol=1e-9)
+
+
+def check_kid_mmd(fn) -> bool:
+    """fn(real [m, D], fake [n, D]) -> the unbiased squared MMD under the cubic polynomial kernel
+    k(x, y) = (x.y / D + 1)^3, what KID averages over subsets (metrics.kid_mmd). m, n and D differ."""
+    from ..metrics import kid_mmd
+    g = gen(11)
+    real = torch.randn(31, 7, generator=g, dtype=torch.float64) * 1.5
+    fake = torch.randn(19, 7, generator=g, dtype=torch.float64) * 1.1 + 0.6
+    m, n, d = len(real), len(fake), real.shape[1]
+
+    def mmd(kernel, within=lambda K, size: (K.sum() - K.diagonal().sum()) / (size * (size - 1)),
+            cross=lambda K: 2 * K.mean()):
+        return within(kernel(real, real), m) + within(kernel(fake, fake), n) - cross(kernel(real, fake))
+    cubic = lambda a, b: (a @ b.T / d + 1) ** 3
+    one_m = lambda K, size: (K.sum() - K.diagonal().sum()) / (m * (m - 1))
+    return grade("unbiased MMD² (KID)", lambda: fn(real.clone(), fake.clone()), torch.tensor(kid_mmd(real, fake)), [
+        (mmd(cubic, within=lambda K, size: K.mean()),
+         "the diagonals are included (each point with itself): that estimate is biased. Leave out "
+         "i = j in the two within-set sums and divide by m (m - 1) and n (n - 1)."),
+        (mmd(lambda a, b: (a @ b.T + 1) ** 3),
+         "the kernel is (x.y / D + 1)^3: divide the dot product by the number of features D."),
+        (mmd(lambda a, b: (a @ b.T / d + 1) ** 2), "the kernel is cubic: (x.y / D + 1)^3, not squared."),
+        (mmd(cubic, within=one_m, cross=lambda K: 2 * K.sum() / m ** 2),
+         "the two sets have different sizes: divide the fake sum by n (n - 1) and the cross sum by m n, not by m."),
+        (mmd(cubic, cross=lambda K: K.mean()), "the cross term counts twice: - 2 × the mean of k(real, fake)."),
+    ], rtol=1e-6, atol=1e-9)
