@@ -271,6 +271,7 @@ def evaluate_samples(images_uint8, labels, judge=None, data_dir=None, seed: int 
     out = {"n": n, **fid_kid(test, fake, judge)}
     base = fid_kid(test, real, judge)
     out.update(fid_real_baseline=base["fid"], kid_real_baseline=base["kid"],
+               fid_minus_real=round(out["fid"] - base["fid"], 4),      # the headline: FID is biased by n
                fid_ratio=round(out["fid"] / base["fid"], 3))
     cond = labels < NUM_CLASSES
     if cond.any():

@@ -172,14 +172,14 @@ print("from best to worst FID: " + " < ".join(ranked))
 #
 # ## The headline number, as notebook 07 and the command line report it
 # FID changes with n (next section), so it is reported as the **difference** to the real-vs-real
-# FID at the same n: `evaluate_samples(images, labels, judge)["fid"] - ["fid_real_baseline"]`.
+# FID at the same n: `evaluate_samples(images, labels, judge)["fid_minus_real"]`.
 
 # %%
 report = evaluate_samples(samples.images, samples.labels, judge)
 same = lambda a, b: abs(a - b) < 1e-3         # the same images and features (a GPU's last bits may differ)
 assert same(report["fid"], scores["samples, defaults"]["fid"]) and same(report["fid_real_baseline"], scores["real train"]["fid"])
 print(f"n = {report['n']:,}: FID {report['fid']:.3f} − real-vs-real {report['fid_real_baseline']:.3f} "
-      f"= {report['fid'] - report['fid_real_baseline']:.3f} (the table above gives the same two FIDs); "
+      f"= {report['fid_minus_real']:.3f} (the table above gives the same two FIDs); "
       f"class accuracy {report['accuracy']:.1%}")
 if report["n"] != REPORTED_N:
     print(f"this {notebook_mode()[0]}-mode run scores n = {report['n']:,}; the model card's numbers are at "
