@@ -216,11 +216,10 @@ def teacher_vs_student(pipe, judge, n_per_class: int, steps=(1, 2, 4, 8), seed: 
         seconds = time.perf_counter() - t0
         m = evaluate_samples(s.images, s.labels, judge, seed=seed)
         # FID - real-vs-real: notebook 06's headline measure, the same real images at the same n
-        fid_minus_real = m.get("fid_minus_real", m["fid"] - m["fid_real_baseline"])
         rows.append({"model": model, "sampler": sampler, "steps": n, "unet_passes": s.unet_passes,
                      "images_per_s": round(len(labels) / seconds, 1), "accuracy": m["accuracy"],
                      "fid": m["fid"], "fid_real_baseline": m["fid_real_baseline"],
-                     "fid_minus_real": round(fid_minus_real, 3), "n": m["n"]})
+                     "fid_minus_real": round(m["fid_minus_real"], 3), "n": m["n"]})
         if progress:
             r = rows[-1]
             print(f"{model}, {n} steps: {r['images_per_s']} images/s, accuracy {100 * r['accuracy']:.1f} %, "

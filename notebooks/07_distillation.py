@@ -317,7 +317,7 @@ labels = [c for c in classes for _ in range(table[0]["n"] // len(classes))]
 mine = evaluate_samples(fast_pipe.generate(labels, sampler="distilled", steps=4, seed=0).images, labels, judge)
 shipped4 = next(r for r in table if r["model"] == "student" and r["steps"] == 4)
 print(f"this {mode} run's student ({dcfg.runs:,} runs, {dcfg.steps:,} steps): FID - real-vs-real "
-      f"{mine['fid'] - mine['fid_real_baseline']:.2f}, class accuracy {mine['accuracy']:.1%}; the shipped student "
+      f"{mine['fid_minus_real']:.2f}, class accuracy {mine['accuracy']:.1%}; the shipped student "
       f"({shipped.runs:,} runs, {shipped.steps:,} steps): {shipped4['fid_minus_real']:.2f} and {shipped4['accuracy']:.1%}")
 
 # %% [markdown]

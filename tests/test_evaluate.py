@@ -50,9 +50,12 @@ def test_evaluate_samples_warns_below_the_recommended_n(monkeypatch):
     monkeypatch.setattr(metrics, "fid_kid", lambda real, fakes, judge: fake)      # the warning, not FID, is tested
     monkeypatch.setattr(metrics, "class_accuracy", lambda *a: {"accuracy": 1.0})
     monkeypatch.setattr(metrics, "judge_features", lambda judge, images: images)
+    fids = iter([2.5, 0.75])                                     # the samples', then the real baseline's
+    monkeypatch.setattr(metrics, "fid_kid", lambda real, fakes, judge: {**fake, "fid": next(fids)})
     with pytest.warns(FewSamplesWarning):
         out = metrics.evaluate_samples(*_noise(600), judge=object())
     assert out["n"] == 600
+    assert out["fid_minus_real"] == 1.75 and out["fid_real_baseline"] == 0.75   # the headline number
 
 
 def test_fid_kid_itself_still_works_at_small_n():
