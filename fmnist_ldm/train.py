@@ -17,7 +17,7 @@ from .config import Config
 from .device import NonFiniteError, autocast, generator, get_device, grad_scaler, machine, precision, randn
 from .data import LatentDataset, load_fashion_mnist, to_model_range
 from .diffusion import NoiseSchedule, training_loss
-from .vae import DecoderGAN
+from .vae import DecoderGAN, latent_scale
 from .weights import build_unet, build_vae, save_weights
 from .progress import progress
 
@@ -250,8 +250,8 @@ def train_vae(cfg: Config, images: torch.Tensor, device=None, after_step=None):
     t0 = time.perf_counter()
     mean, std = encode(vae, images, cfg)
     hist["encode_seconds"] = time.perf_counter() - t0      # this process's, even when the VAE was loaded
-    z = mean + std * randn(mean.shape, cfg.seed, mean.device)  # on the CPU: the same scale on every device
-    vae.scale.fill_(1.0 / z.std().item())    # unit-variance latents for the diffusion model
+    eps = randn(mean.shape, cfg.seed, mean.device)          # on the CPU: the same scale on every device
+    vae.scale.fill_(latent_scale(mean, std, eps).item())    # unit-variance latents for the diffusion model
     return vae.cpu(), hist, (mean, std)
 
 
