@@ -50,7 +50,7 @@ import torch
 from IPython.display import Image as ShowImage, display
 from fmnist_ldm.progress import progress
 from fmnist_ldm.notebook import notebook_preset
-from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist, to_model_range, to_uint8
+from fmnist_ldm.data import CLASS_NAMES, class_means, load_fashion_mnist, to_model_range, to_uint8
 from fmnist_ldm.metrics import load_judge, predict
 from fmnist_ldm.pipeline import DEFAULTS, Pipeline
 from fmnist_ldm.viz import forward_reverse_frames, save_gif, show_grid as show
@@ -219,7 +219,7 @@ classes = list(range(pipe.cfg.num_classes))
 done = [pipe.generate(classes, seed=s, return_trajectory=True) for s in (0, 1)]
 first_guess = [to_uint8(pipe.decode(run.trajectory["x0"][0])) for run in done]
 train_x, train_y = load_fashion_mnist("train", cfg.data_dir)
-class_mean = torch.stack([train_x[train_y == c].float().mean(0) for c in classes]).round().to(torch.uint8)
+class_mean = class_means(train_x, train_y, len(classes)).round().to(torch.uint8)   # notebook 01's averages
 show(torch.cat([*first_guess, class_mean]), 10, "one column per class: " + ", ".join(CLASS_NAMES),
      ["guess at t = 999,\nnoise 1", "guess at t = 999,\nnoise 2", "real class average"])
 gap = lambda p, q: (p.float() - q.float()).abs().mean().item()          # mean grey-level difference
