@@ -172,7 +172,7 @@ plt.show()
 # `to_uint8` goes back (the first figure already used both). Much of each image is background:
 # count the zeros below.
 
-# %%
+# %% tags=["nbval-check-output"]
 x = train_x.float()
 print(f"mean pixel {x.mean():.1f}, std {x.std():.1f}, share of zeros {(train_x == 0).float().mean():.1%}")
 print("to_model_range of the pixels 0, 255:", to_model_range(torch.tensor([[[0, 255]]], dtype=torch.uint8)).flatten().tolist())
@@ -215,7 +215,7 @@ plt.show()
 # disagree, dark where they all agree. The checker's images are not 28×28 and it has fewer than 10
 # classes, so use the sizes it gives.
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_class_spread
 
 def my_class_spread(images, labels, num_classes):
@@ -224,7 +224,7 @@ def my_class_spread(images, labels, num_classes):
 
 check_class_spread(my_class_spread)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-check-output"] cellView="form" jupyter={"source_hidden": true}
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def class_spread_solution(images, labels, num_classes):
     """uint8 [N, H, W], labels [N] in 0..num_classes-1 -> float [num_classes, H, W]."""
@@ -262,7 +262,7 @@ print(f"averaged over the pixels, the {CLASS_NAMES[order[-1]]} images vary most 
 # to it, in Euclidean distance (the sum over pixels of the squared differences). It needs no
 # training but the class means. Again the checker's sizes differ from Fashion-MNIST's.
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_nearest_mean
 
 def my_nearest_mean(images, means):
@@ -271,7 +271,7 @@ def my_nearest_mean(images, means):
 
 check_nearest_mean(my_nearest_mean)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-check-output"] cellView="form" jupyter={"source_hidden": true}
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def nearest_mean_solution(images, means):
     """uint8 [N, H, W], float means [K, H, W] -> int64 [N], the index of the closest mean."""

@@ -299,7 +299,7 @@ print(f"The shipped VAE's scale is {shipped_vae.scale.item():.4f}. The {n_latent
 # [0, 1], the MSE over that image's pixels). Mind the range: the model's images, which you get
 # here, are in [-1, 1].
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_psnr
 
 def my_psnr(images, reconstructions):
@@ -308,7 +308,7 @@ def my_psnr(images, reconstructions):
 
 check_psnr(my_psnr)
 
-# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution", "nbval-check-output"]
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def psnr_per_image(images, reconstructions):
     """images, reconstructions: [N, C, H, W] in [-1, 1] -> [N]: each image's PSNR in dB."""
@@ -347,7 +347,7 @@ plt.show()
 # the channel carries per image: a channel the encoder leaves at $\mu = 0$, $\sigma = 1$ scores 0
 # and carries nothing. Return one number per channel.
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_kl_per_channel
 
 def my_kl_per_channel(mean, logvar):
@@ -356,7 +356,7 @@ def my_kl_per_channel(mean, logvar):
 
 check_kl_per_channel(my_kl_per_channel)
 
-# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution", "nbval-check-output"]
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def kl_per_channel(mean, logvar):
     """mean, logvar: [N, C, H, W] posteriors -> [C]: each channel's KL to N(0, 1)."""
@@ -386,7 +386,7 @@ for who, (mu_, sd_) in (("the VAE trained above", (ours_mean, ours_std)), ("the 
 # not train on the posterior means but on samples $z = \mu + \sigma\,\varepsilon$, a fresh one each
 # time. You get the posterior `mean`, its `std` ($\sigma$, not the log-variance) and one draw `eps`.
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_latent_scale
 
 def my_latent_scale(mean, std, eps):
@@ -395,7 +395,7 @@ def my_latent_scale(mean, std, eps):
 
 check_latent_scale(my_latent_scale)
 
-# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution", "nbval-check-output"]
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def latent_scale(mean, std, eps):
     """mean, std, eps: [N, C, H, W] -> one number s: s * z has standard deviation 1."""
@@ -430,7 +430,7 @@ print(f"The posterior std sigma averages {std.mean():.3f}, against a spread of {
 # So $D$ gives 49 overlapping, nearly image-sized opinions: check a receptive field by gradient
 # rather than by name.
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.vae import PatchDiscriminator
 disc = PatchDiscriminator()              # untrained: what a logit can see is a property of the architecture
 x = torch.randn(1, 1, 28, 28, requires_grad=True)

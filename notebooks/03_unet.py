@@ -97,7 +97,7 @@ unet_diagram(unet, pipe.cfg.sample_shape); plt.show()
 # two pixels at a time, with one pixel of padding) rounds 7 up to 4; upsampling doubles 4 to 8, and
 # the UNet crops that to 7 so that it lines up with the skip connection from the way down.
 
-# %%
+# %% tags=["nbval-check-output"]
 shapes = layer_shapes(unet, pipe.cfg.sample_shape)
 fmt = lambda s: "×".join(map(str, s))
 for r in shapes:
@@ -120,7 +120,7 @@ for r in shapes:
 # changes). Here is the first block on the way up, which takes the 4×4 features and a skip glued
 # together and gives fewer channels, and the code of its forward pass:
 
-# %%
+# %% tags=["nbval-check-output"]
 print(unet.up[0].res)
 print(inspect.getsource(ResBlock.forward))
 
@@ -162,7 +162,7 @@ plt.tight_layout(); plt.show()
 # $\exp(-\ln 10000 \cdot i/h)$, which is $10000^{-i/h}$ computed the way the library computes it
 # (the power computed directly rounds a little differently).
 
-# %%
+# %% tags=["nbval-check-output"]
 t = torch.tensor([0, 1, 10, 300, 999])                  # a few timesteps
 half = unet.base // 2                                   # h: the number of frequencies
 omega = torch.exp(-math.log(10000) * torch.arange(half) / half)     # omega_i = 10000^(-i/h)
@@ -279,7 +279,7 @@ with torch.no_grad():
 # Each top-level part's parameter count, then the residual blocks, the attention layers and the
 # rest summed over the whole network:
 
-# %%
+# %% tags=["nbval-check-output"]
 count = lambda m: sum(p.numel() for p in m.parameters())
 total = count(unet)
 for name, child in unet.named_children():
@@ -302,7 +302,7 @@ print(f"\nresidual blocks {res / total:.0%}, attention layers {attn / total:.0%}
 # run on a height × width input that need not be square. Use the rules of the shape walk above:
 # what each layer's output is, which outputs are kept, and in which order the way up takes them.
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_up_level_inputs
 
 def my_up_level_inputs(channels, blocks, height, width):
@@ -311,7 +311,7 @@ def my_up_level_inputs(channels, blocks, height, width):
 
 check_up_level_inputs(my_up_level_inputs)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-check-output"] cellView="form" jupyter={"source_hidden": true}
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def up_level_inputs(channels, blocks, height, width):
     h, w = height, width
@@ -339,7 +339,7 @@ assert check_up_level_inputs(up_level_inputs)
 # weights and biases of each layer, and the GroupNorms' too. The checker asks for a few blocks,
 # some that change the channel count and some that do not, and counts the real module's.
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_resblock_params
 
 def my_resblock_params(c_in, c_out, emb_dim):
@@ -348,7 +348,7 @@ def my_resblock_params(c_in, c_out, emb_dim):
 
 check_resblock_params(my_resblock_params)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-check-output"] cellView="form" jupyter={"source_hidden": true}
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def resblock_params(c_in, c_out, emb_dim):
     convs = (9 * c_in * c_out + c_out) + (9 * c_out * c_out + c_out)   # two 3x3 convs: weights + biases
@@ -371,7 +371,7 @@ print(f"the shipped UNet's first block on the way up: {by_hand:,} by hand, {coun
 # library's `timestep_embedding`. Then print it for `t = torch.tensor([0, 500])` and a few `k`:
 # what do you notice about the rows?
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_embedding_similarity
 
 def my_embedding_similarity(t, k, dim):
@@ -380,7 +380,7 @@ def my_embedding_similarity(t, k, dim):
 
 check_embedding_similarity(my_embedding_similarity)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-check-output"] cellView="form" jupyter={"source_hidden": true}
 #@title Solution (hidden in Jupyter and Colab: click to show)
 import torch.nn.functional as F
 

@@ -129,7 +129,7 @@ plt.show()
 # $\mathrm{SNR}_t = \bar\alpha_t/(1-\bar\alpha_t)$ shows the difference on a log scale. The shipped UNet was
 # trained with the cosine schedule (`sched` above).
 
-# %%
+# %% tags=["nbval-check-output"]
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.5))
 for kind in ("linear", "cosine"):
     s = NoiseSchedule(kind)
@@ -152,7 +152,7 @@ plt.tight_layout(); plt.show()
 # The mean is a weighted average of where we are and where we are going; the variance is
 # a little smaller than the $\beta_t$ the forward step added (the factor in front of $\beta_t$ is below 1).
 
-# %%
+# %% tags=["nbval-check-output"]
 def posterior(z0, zt, t):
     """Mean and variance of q(z_{t-1} | z_t, z_0), Ho et al. eq. 7 (one common denominator)."""
     a, a_prev, beta = sched.abar_at(t), sched.abar_at(t - 1), float(sched.betas[t])
@@ -167,7 +167,7 @@ for t in (999, 500, 50, 1):
 # One step of the library's DDPM sampler, `ddpm_step`, samples exactly this Gaussian. Check: the
 # same inputs and the same noise $w$ give the same $z_{t-1} = \tilde\mu_t + \sqrt{\tilde\beta_t}\, w$.
 
-# %%
+# %% tags=["nbval-check-output"]
 pick = torch.stack([(test_y == c).nonzero()[0, 0] for c in (0, 3, 7, 9)])   # a T-shirt, dress, sneaker, boot
 z0s = shipped.encode(to_model_range(test_x[pick]))     # four real latents
 g = torch.Generator().manual_seed(1)
@@ -197,7 +197,7 @@ print("posterior sample == fmnist_ldm.diffusion.ddpm_step")
 # Checked against the library's `NoiseSchedule.target` (what the UNet is trained to output) and
 # `NoiseSchedule.split` (how every sampler reads it):
 
-# %%
+# %% tags=["nbval-check-output"]
 t = torch.full((4,), 700)
 zt = sched.q_sample(z0s, t, eps)
 a = sched.abar(t, zt)                                   # abar_t per latent, shaped [4, 1, 1, 1] to broadcast
@@ -214,7 +214,7 @@ print("v -> (z0, eps) matches NoiseSchedule.split and recovers both exactly")
 # below all call it. With $\hat\epsilon$ the reverse mean can also be written without $\hat z_0$
 # (Ho et al. eq. 11), $\mu_\theta = \frac{1}{\sqrt{\alpha_t}}\big(z_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\hat\epsilon\big)$; both forms agree:
 
-# %%
+# %% tags=["nbval-check-output"]
 labels = test_y[pick]
 
 @torch.no_grad()
@@ -274,7 +274,7 @@ print(f"std of z0: {zs.std():.3f}; std of the v target at t = 0, 250, 500, 750, 
 # guess, the posterior mean $\hat z_0 = \mathbb E[z_0 \mid z_t]$; the weights only decide which noise
 # levels an imperfect network spends its capacity on. (Exercise 3 chooses another weighting.)
 
-# %%
+# %% tags=["nbval-check-output"]
 snr = lambda t: sched.abar_at(t) / (1 - sched.abar_at(t))
 for t in (999, 500, 10):
     a, a_prev, beta = sched.abar_at(t), sched.abar_at(t - 1), float(sched.betas[t])
@@ -548,7 +548,7 @@ plt.tight_layout(); plt.show()
 # $t = 0, \dots, T-1$ in float64, and print at which t it drops below 0.5, to compare with the
 # line printed under the plot.
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_linear_abar
 
 def my_linear_abar(T):
@@ -557,7 +557,7 @@ def my_linear_abar(T):
 
 check_linear_abar(my_linear_abar)
 
-# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution", "nbval-check-output"]
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def linear_abar(T):
     """abar_t of the linear schedule for t = 0..T-1, a float64 tensor [T]."""
@@ -575,7 +575,7 @@ assert check_linear_abar(linear_abar)
 # `(x0_hat, eps_hat)` for an int timestep, like `denoise` above; for the step itself use the
 # library's `ddim_step(schedule, x, x0_hat, eps_hat, t, t_next, 0.0, None)` (imported above).
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_ddim_sampler
 
 def my_ddim_sampler(denoise, schedule, x, steps):
@@ -584,7 +584,7 @@ def my_ddim_sampler(denoise, schedule, x, steps):
 
 check_ddim_sampler(my_ddim_sampler)
 
-# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution", "nbval-check-output"]
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def ddim_sampler(denoise, schedule, x, steps):
     """x [B, C, H, W] at t = T-1 -> the clean x after `steps` DDIM steps with eta = 0."""
@@ -605,7 +605,7 @@ assert check_ddim_sampler(ddim_sampler)
 # $w_t$ that each example's v-MSE is multiplied by to get that weight, from $\bar\alpha_t$ and $\gamma$.
 # (The library trains with it when `Config.min_snr_gamma` is set.)
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_min_snr_weight
 
 def my_min_snr_weight(abar_t, gamma):
@@ -614,7 +614,7 @@ def my_min_snr_weight(abar_t, gamma):
 
 check_min_snr_weight(my_min_snr_weight)
 
-# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution", "nbval-check-output"]
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def min_snr_weight(abar_t, gamma):
     """abar_t [N] (one per example), gamma a float -> the factor w_t on each example's v-MSE, [N]."""

@@ -104,7 +104,7 @@ show(pipe.generate([c for c in range(pipe.cfg.num_classes) for _ in range(6)], s
 # The library makes the two UNet calls one call on a doubled batch (the images with their class,
 # then with the null class): one call, two network passes per image. The sampler section counts both.
 
-# %%
+# %% tags=["nbval-check-output"]
 from torch.testing import assert_close
 from fmnist_ldm.diffusion import ddim_step, ddpm_step
 from fmnist_ldm.sampling import guided_denoiser
@@ -243,7 +243,7 @@ print(f"the two noises' first guesses differ by {gap(*first_guess):.1f} grey lev
 # Its states are different in kind: at each of its steps it guesses the final garment at once,
 # and the next state is that guess noised back to a lower t with fresh noise.
 
-# %%
+# %% tags=["nbval-check-output"]
 lo, hi = DEFAULTS["guidance_interval"]
 ts = pipe.schedule.timesteps(DEFAULTS["steps"])[:-1]                 # the teacher's timesteps, without the final -1
 first_guided = next(k for k, t in enumerate(ts) if lo <= t <= hi)
@@ -573,7 +573,7 @@ plt.tight_layout(); plt.show()
 # the whole batch at once (no loop over images). The checker's batch has 5 images of 3 channels
 # at 6×7, so a mask that broadcasts along the wrong axis fails.
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_interval_guidance
 
 def my_interval_guidance(v_cond, v_null, t, w, interval):
@@ -583,7 +583,7 @@ def my_interval_guidance(v_cond, v_null, t, w, interval):
 
 check_interval_guidance(my_interval_guidance)
 
-# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution", "nbval-check-output"]
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def interval_guidance(v_cond, v_null, t, w, interval):
     """v_cond, v_null [B, C, H, W]; t long [B], one timestep per image; w a float; interval (lo, hi)
@@ -603,7 +603,7 @@ assert check_interval_guidance(interval_guidance)
 # any image size made of whole cells: the checker's masks are 24×20 pixels, not 28×28. Try it in
 # `Pipeline.inpaint`'s place by hand if you like, with `sample(..., known=, keep=1 - your_mask)`.
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_majority_cells
 
 def my_majority_cells(mask):
@@ -612,7 +612,7 @@ def my_majority_cells(mask):
 
 check_majority_cells(my_majority_cells)
 
-# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution", "nbval-check-output"]
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def majority_cells(mask):
     """mask bool [N, H, W], True = redraw, H and W multiples of 4 -> float [N, 1, H/4, W/4], 1 where most of a cell is masked."""
@@ -630,7 +630,7 @@ assert check_majority_cells(majority_cells)
 # $\hat\varepsilon$ imply (the forward equation $x = \sqrt{\bar\alpha}\,x_0 + \sqrt{1-\bar\alpha}\,\varepsilon$,
 # solved for $x_0$), then put $\hat x_0$ and $\hat\varepsilon$ together again at $\bar\alpha_{\text{next}}$.
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_ddim_invert_step
 
 def my_ddim_invert_step(x, eps_hat, abar, abar_next):
@@ -639,7 +639,7 @@ def my_ddim_invert_step(x, eps_hat, abar, abar_next):
 
 check_ddim_invert_step(my_ddim_invert_step)
 
-# %% cellView="form" jupyter={"source_hidden": true} tags=["solution"]
+# %% cellView="form" jupyter={"source_hidden": true} tags=["solution", "nbval-check-output"]
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def ddim_invert_step(x, eps_hat, abar, abar_next):
     """x, eps_hat [B, C, H, W]; abar, abar_next floats, abar_next < abar -> the state at abar_next."""

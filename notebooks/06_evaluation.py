@@ -496,7 +496,7 @@ for space, s in check["summary"].items():
 # at least one sample's ball. (The checker's real and fake sets differ in size, and the fakes are
 # bunched up, so precision, coverage and recall are three different numbers there.)
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_recall
 
 def my_recall(real, fake, k):
@@ -530,7 +530,7 @@ print(f"on this notebook's features, defaults: {recall(real_features.float(), fa
 # Write it for sets of different sizes ($m \ne n$). `fid_kid`'s KID is this number averaged over
 # 10 random subsets of 1,000 images of each set.
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_kid_mmd
 
 def my_kid_mmd(real, fake):
@@ -565,7 +565,7 @@ print(f"by hand, 10 random subsets of 1,000: {by_hand.mean():.5f} ± {by_hand.st
 # ([`benchmarks/fid_vs_n.md`](../benchmarks/fid_vs_n.md), measured on the machine named there). Its
 # difference rows, read from the file:
 
-# %%
+# %% tags=["nbval-check-output"]
 sweep = Path("../benchmarks/fid_vs_n.md")
 if sweep.is_file():
     lines = sweep.read_text().splitlines()

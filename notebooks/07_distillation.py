@@ -222,7 +222,7 @@ print(f"the moving average of eq. (1) went from {smooth[0]:.4f} to {smooth[-1]:.
 # image: the one-step sampler, by hand with the shipped student, checked against the library's
 # `consistency_sample`:
 
-# %%
+# %% tags=["nbval-check-output"]
 y = torch.tensor(classes)
 noise = [torch.randn(10, *hand.shape, generator=torch.Generator().manual_seed(i)) for i in range(4)]
 f = lambda z, t: S.split(hand.student(z, torch.full((10,), t), y), z, torch.full((10,), t), hand.cfg.prediction)
@@ -346,7 +346,7 @@ else:
 # $\hat z_0$ from a state `z` at timestep `t` (an int), `abar(t)` is $\bar\alpha_t$ (a float), and
 # `noise` is a list: `noise[0]` the pure noise at `timesteps[0]`, `noise[k]` the fresh noise of step `k`.
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_consistency_sampling
 
 def my_consistency_sampling(denoise, abar, noise, timesteps):
@@ -355,7 +355,7 @@ def my_consistency_sampling(denoise, abar, noise, timesteps):
 
 check_consistency_sampling(my_consistency_sampling)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-check-output"] cellView="form" jupyter={"source_hidden": true}
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def consistency_sampling(denoise, abar, noise, timesteps):
     """noise: a list of len(timesteps) tensors [B, C, H, W] -> the last guess z0_hat [B, C, H, W]."""
@@ -375,7 +375,7 @@ assert check_consistency_sampling(consistency_sampling)
 # $(1-\bar\alpha_t)\,\|v_\theta - v^*\|^2$: notebook 04's $v$-regression with a new target, weighted by
 # $1-\bar\alpha_t$; Check your understanding asks what that weight does.)
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_v_target
 
 def my_v_target(z_t, abar_t, z_end):
@@ -384,7 +384,7 @@ def my_v_target(z_t, abar_t, z_end):
 
 check_v_target(my_v_target)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-check-output"] cellView="form" jupyter={"source_hidden": true}
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def v_target(z_t, abar_t, z_end):
     """z_t, z_end [B, C, H, W]; abar_t [B, 1, 1, 1] -> v* [B, C, H, W]."""
@@ -404,7 +404,7 @@ assert check_v_target(v_target)
 # over runs, channels and pixels. `states` is [runs, S + 1, C, H, W] like `runs.states` above: S
 # states, then the run's end (timestep −1, nothing to guess from).
 
-# %%
+# %% tags=["nbval-check-output"]
 from fmnist_ldm.exercises import check_consistency_gap
 
 def my_consistency_gap(denoise, states, timesteps):
@@ -413,7 +413,7 @@ def my_consistency_gap(denoise, states, timesteps):
 
 check_consistency_gap(my_consistency_gap)
 
-# %% tags=["solution"] cellView="form" jupyter={"source_hidden": true}
+# %% tags=["solution", "nbval-check-output"] cellView="form" jupyter={"source_hidden": true}
 #@title Solution (hidden in Jupyter and Colab: click to show)
 def consistency_gap(denoise, states, timesteps):
     """states [R, S + 1, C, H, W]; timesteps S + 1 ints ending with -1 -> [S - 1], one per pair."""

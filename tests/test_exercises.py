@@ -63,7 +63,9 @@ def test_a_shape_mismatch_says_both_shapes(capsys):
 
 def test_each_notebook_has_two_to_four_exercises_each_with_a_checked_hidden_solution():
     """The notebooks' side: a stub the student fills in, calling its checker, then a hidden
-    solution cell that asserts the same checker (so nbval runs every solution through it)."""
+    solution cell that asserts the same checker (so nbval runs every solution through it). The
+    stub's verdict ("✗ ... not written yet", False) is the same on every machine: nbval compares it
+    with the committed output (tag nbval-check-output), so a checker's changed words show there."""
     from pathlib import Path
     import jupytext
     used = set()
@@ -77,6 +79,7 @@ def test_each_notebook_has_two_to_four_exercises_each_with_a_checked_hidden_solu
             check = next(w for w in stub.source.split() if w.startswith("check_") and "(" not in w)
             assert f"assert {check}(" in sol.source, f"{path.name}: the solution to {check} is not checked"
             assert sol.metadata.get("jupyter", {}).get("source_hidden") and sol.metadata.get("cellView") == "form"
+            assert "nbval-check-output" in stub.metadata.get("tags", []), f"{path.name}: {check}'s verdict is not compared"
             used.add(check)
     assert used == set(ex.__all__), f"checkers no notebook uses: {set(ex.__all__) - used}"
 
