@@ -137,13 +137,12 @@ def say_estimate(cfg: Config, stages=("vae", "decoder_gan", "unet")) -> dict:
     return est
 
 
-def say_elapsed() -> float:
+def say_elapsed() -> None:
     """A notebook's last cell: how long it took here, from notebook_preset to now, and on what.
-    Returns the seconds."""
+    Prints only: a returned number would show under the cell as a bare float."""
     from .device import machine
     if not _started:
         raise RuntimeError("say_elapsed() measures from notebook_preset(): run the notebook's first cells first.")
     seconds = time.perf_counter() - _started["time"]
     print(f"This notebook ran top to bottom in {seconds / 60:.1f} min ({_started['mode']} mode) on "
           f"{machine(_started['device'])}.")
-    return seconds

@@ -292,12 +292,15 @@ def record(path: Path, mode: str, machine: str) -> tuple[list[str], float]:
         env["FMNIST_LDM_MODE"] = mode
     client = NotebookClient(nb, timeout=6 * 3600, kernel_name=nb.metadata.get("kernelspec", {}).get("name", "python3"),
                             resources={"metadata": {"path": str(path.parent)}}, record_timing=False,
-                            store_widget_state=False)
+                            store_widget_state=True)    # nbclient's Output-widget hook needs it; clean() drops it
     t0, problems = time.perf_counter(), []
     try:
         client.execute(env=env)
     except CellExecutionError as e:
         problems.append(f"{path.name}: a cell failed:\n{str(e)[-3000:]}")
+    except Exception as e:                             # the kernel or nbclient itself: say so, go on to the next
+        problems.append(f"{path.name}: the run stopped ({type(e).__name__}: {e}); nothing of it was written")
+        return problems, time.perf_counter() - t0
     seconds = time.perf_counter() - t0
     clean(nb, path.parent)
     nb.metadata[META] = {"source_sha256": sources, "mode": mode, "machine": machine}

@@ -151,3 +151,33 @@ def test_outputs_in_some_notebooks_only_say_which_lack_them(tmp_path):
     other.metadata[record.META]["mode"] = "full"
     c = _write(other, tmp_path / "03_c.ipynb")
     assert "different runs" in record.check_together([a, c])[0]
+
+
+def test_the_readme_names_the_run_the_notebooks_show():
+    """The course section says which mode and machine made the committed outputs: after a
+    re-recording elsewhere it must be updated, not left naming the old run."""
+    import nbformat
+    runs = {(nb.metadata[record.META]["mode"], nb.metadata[record.META]["machine"])
+            for nb in (nbformat.read(p, as_version=4) for p in NOTEBOOKS) if record.executed(nb)}
+    if not runs or record.notebook_dir() != record.ROOT / "notebooks":
+        pytest.skip("no recorded outputs in notebooks/")
+    readme = (record.ROOT / "README.md").read_text()
+    for mode, machine in runs:
+        assert f"in `{mode}` mode on `{machine}`" in readme, f"README.md does not say: in `{mode}` mode on `{machine}`"
+
+
+def test_the_command_records_a_notebook_with_an_output_widget(tmp_path):
+    """End to end on a small notebook: a fresh kernel runs it; an ipywidgets.Output (05's slider
+    draws into one) does not break the run; what is written is clean, fresh and widget-free."""
+    import nbformat
+    cells = [new_markdown_cell("# A title"),
+             new_code_cell("import ipywidgets as W\nout = W.Output()\nwith out:\n    print('drawn in the widget')\nout"),
+             new_code_cell("import sys\nfor k in range(3):\n    print(f'\\r{k + 1}/3', end='')\nprint()")]
+    path = _write(new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                      "language": "python"}}), tmp_path / "01_a.ipynb")
+    problems, seconds = record.record(path, "fast", "a CPU")
+    assert not problems, "\n".join(problems)
+    nb = nbformat.read(path, as_version=4)
+    assert "widgets" not in nb.metadata and not record.check(path)
+    assert [c.execution_count for c in nb.cells[1:]] == [1, 2]
+    assert nb.cells[2].outputs[0].text == "3/3\n"
