@@ -480,7 +480,7 @@ print("DDPM by hand == fmnist_ldm.sampling.sample(sampler='ddpm')")
 # noise (a deterministic path, usable with 10–50 steps); with $\eta = 1$ and $t' = t-1$ it is exactly
 # the DDPM step above. One step, checked against the library's `ddim_step`:
 
-# %%
+# %% tags=["nbval-check-output"]
 def ddim(z, t, t_next, z0_hat, eps_hat, eta, w):
     a, a_next = sched.abar_at(t), sched.abar_at(t_next)
     s = eta * math.sqrt((1 - a_next) / (1 - a) * (1 - a / a_next))
