@@ -172,10 +172,10 @@ def test_the_command_records_a_notebook_with_an_output_widget(tmp_path):
     import nbformat
     cells = [new_markdown_cell("# A title"),
              new_code_cell("import ipywidgets as W\nout = W.Output()\nwith out:\n    print('drawn in the widget')\nout"),
-             new_code_cell("import sys\nfor k in range(3):\n    print(f'\\r{k + 1}/3', end='')\nprint()")]
+             new_code_cell("for k in range(3):\n    print(f'\\r{k + 1}/3', end='')\nprint()")]
     path = _write(new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                                       "language": "python"}}), tmp_path / "01_a.ipynb")
-    problems, seconds = record.record(path, "fast", "a CPU")
+    problems, _ = record.record(path, "fast", "a CPU")
     assert not problems, "\n".join(problems)
     nb = nbformat.read(path, as_version=4)
     assert "widgets" not in nb.metadata and not record.check(path)
