@@ -62,6 +62,13 @@ def source_hash(nb) -> str:
     return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode()).hexdigest()
 
 
+def in_sync_with_twin(path) -> bool:
+    """Do a notebook and its jupytext .py twin hold the same cells (types and sources)?"""
+    import jupytext
+    cells = lambda n: [(c.cell_type, c.source.strip()) for c in n.cells]
+    return cells(jupytext.read(path)) == cells(jupytext.read(Path(path).with_suffix(".py")))
+
+
 def executed(nb) -> bool:
     """Does the notebook hold the outputs of a run (any output or execution count)?"""
     return any(c.get("outputs") or c.get("execution_count") is not None for c in nb.cells if c.cell_type == "code")
@@ -278,11 +285,8 @@ def record(path: Path, mode: str, machine: str) -> tuple[list[str], float]:
     path = Path(path).resolve()
     twin = path.with_suffix(".py")
     nb = nbformat.read(path, as_version=4)
-    if twin.exists():
-        import jupytext
-        cells = lambda n: [(c.cell_type, c.source.strip()) for c in n.cells]
-        if cells(jupytext.read(twin)) != cells(nb):
-            return [f"{path.name} and {twin.name} differ: run `jupytext --sync {path}` first"], 0.0
+    if twin.exists() and not in_sync_with_twin(path):
+        return [f"{path.name} and {twin.name} differ: run `jupytext --sync {path}` first"], 0.0
     for cell in nb.cells:                              # start from nothing, as a fresh clone does
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

@@ -2,7 +2,6 @@
 its outputs, if it holds any, are clean and were made from its current sources (fmnist_ldm.record)."""
 from pathlib import Path
 
-import jupytext
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
@@ -17,10 +16,7 @@ def test_the_notebooks_exist():
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_paired_and_outputs_if_any_clean_and_fresh(nb_path):
     from fmnist_ldm import record
-    nb = jupytext.read(nb_path)
-    py = jupytext.read(nb_path.with_suffix(".py"))
-    cells = lambda n: [(c.cell_type, c.source.strip()) for c in n.cells]
-    assert cells(nb) == cells(py), f"{nb_path.name} and its .py differ: run `jupytext --sync {nb_path}`"
+    assert record.in_sync_with_twin(nb_path), f"{nb_path.name} and its .py differ: run `jupytext --sync {nb_path}`"
     problems = record.check(nb_path)
     assert not problems, "\n".join(problems)
 

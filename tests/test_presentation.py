@@ -2,7 +2,6 @@
 the course recorded (a renamed metadata key or benchmark field breaks it here, not in class)."""
 from pathlib import Path
 
-import jupytext
 import nbformat
 from nbclient import NotebookClient
 
@@ -10,9 +9,8 @@ DECK = Path(__file__).resolve().parent.parent / "presentation" / "deck.ipynb"
 
 
 def test_the_deck_is_paired_and_stripped():
-    cells = lambda n: [(c.cell_type, c.source.strip()) for c in n.cells]
-    assert cells(jupytext.read(DECK)) == cells(jupytext.read(DECK.with_suffix(".py"))), \
-        f"run `jupytext --sync {DECK}`"
+    from fmnist_ldm.record import in_sync_with_twin
+    assert in_sync_with_twin(DECK), f"run `jupytext --sync {DECK}`"
     assert not any(c.get("outputs") for c in nbformat.read(DECK, 4).cells), f"run `nbstripout {DECK}`"
 
 
