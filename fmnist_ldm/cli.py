@@ -200,7 +200,7 @@ def cmd_sample(a):
         import numpy as np
         np.savez_compressed(out, images=s.images.numpy(), labels=s.labels.numpy())
     else:
-        from .viz import save_class_grid
+        from .course.figures import save_class_grid
         save_class_grid(s.images, s.labels, out, ncol=a.n_per_class)
     print(f"wrote {len(labels)} images to {out} ({dt:.1f} s, {len(labels) / dt:.3g} images/s; "
           f"{_what_ran(a, s, classes)})")
@@ -265,7 +265,7 @@ def cmd_distill(a):
 
 def cmd_figures(a):
     from .pipeline import Pipeline
-    from .viz import make_figures
+    from .course.figures import make_figures
     written = make_figures(Pipeline.from_pretrained(a.model_dir, device=a.device), a.out_dir, a.seed)
     print(f"wrote {len(written)} files to {a.out_dir}")
 

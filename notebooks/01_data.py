@@ -46,13 +46,13 @@ if os.path.isdir("fmnist-ldm/notebooks"):      # Colab's /content, also after Ru
 # %%
 import matplotlib.pyplot as plt
 import torch
-from fmnist_ldm.notebook import notebook_preset
+from fmnist_ldm.course.notebook import notebook_preset
 from fmnist_ldm.data import (CLASS_NAMES, class_means, class_spread, find_data_dir, load_fashion_mnist,
                              nearest_mean, to_model_range, to_uint8)
-from fmnist_ldm.diagram import pipeline_diagram
+from fmnist_ldm.course.diagram import pipeline_diagram
 from fmnist_ldm.diffusion import noising_path
 from fmnist_ldm.pipeline import Pipeline
-from fmnist_ldm.viz import tile
+from fmnist_ldm.course.figures import tile
 
 cfg = notebook_preset()
 
@@ -216,7 +216,7 @@ plt.show()
 # classes, so use the sizes it gives.
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_class_spread
+from fmnist_ldm.course.exercises import check_class_spread
 
 def my_class_spread(images, labels, num_classes):
     """uint8 [N, H, W], labels [N] in 0..num_classes-1 -> float [num_classes, H, W]."""
@@ -263,7 +263,7 @@ print(f"averaged over the pixels, the {CLASS_NAMES[order[-1]]} images vary most 
 # training but the class means. Again the checker's sizes differ from Fashion-MNIST's.
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_nearest_mean
+from fmnist_ldm.course.exercises import check_nearest_mean
 
 def my_nearest_mean(images, means):
     """uint8 [N, H, W], float means [K, H, W] -> int64 [N], the index of the closest mean."""
@@ -333,5 +333,5 @@ print("the most common mistakes:", "; ".join(f"{off.flatten()[i]} {CLASS_NAMES[i
 #    Why must the network be told t, the step number, as well as the noisy image?
 
 # %%
-from fmnist_ldm.notebook import say_elapsed
+from fmnist_ldm.course.notebook import say_elapsed
 say_elapsed();

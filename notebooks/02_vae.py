@@ -47,12 +47,12 @@ if os.path.isdir("fmnist-ldm/notebooks"):      # Colab's /content, also after Ru
 # %%
 import matplotlib.pyplot as plt
 import torch
-from fmnist_ldm.notebook import notebook_preset, say_estimate
+from fmnist_ldm.course.notebook import notebook_preset, say_estimate
 from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist, to_model_range, to_uint8
 from fmnist_ldm.metrics import reconstruction_metrics
 from fmnist_ldm.pipeline import MODEL_DIR
 from fmnist_ldm.train import encode, train_vae
-from fmnist_ldm.viz import pca_basis, tile
+from fmnist_ldm.course.figures import pca_basis, tile
 from fmnist_ldm.weights import build_vae, load_model
 
 cfg = notebook_preset()
@@ -62,7 +62,7 @@ cfg = notebook_preset()
 # The whole course on one picture; the boxes this notebook teaches are in colour.
 
 # %%
-from fmnist_ldm.diagram import pipeline_diagram
+from fmnist_ldm.course.diagram import pipeline_diagram
 pipeline_diagram("02"); plt.show()
 
 # %% [markdown]
@@ -300,7 +300,7 @@ print(f"The shipped VAE's scale is {shipped_vae.scale.item():.4f}. The {n_latent
 # here, are in [-1, 1].
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_psnr
+from fmnist_ldm.course.exercises import check_psnr
 
 def my_psnr(images, reconstructions):
     """images, reconstructions: [N, C, H, W] in [-1, 1] -> [N]: each image's PSNR in dB."""
@@ -348,7 +348,7 @@ plt.show()
 # and carries nothing. Return one number per channel.
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_kl_per_channel
+from fmnist_ldm.course.exercises import check_kl_per_channel
 
 def my_kl_per_channel(mean, logvar):
     """mean, logvar: [N, C, H, W] posteriors -> [C]: each channel's KL to N(0, 1)."""
@@ -387,7 +387,7 @@ for who, (mu_, sd_) in (("the VAE trained above", (ours_mean, ours_std)), ("the 
 # time. You get the posterior `mean`, its `std` ($\sigma$, not the log-variance) and one draw `eps`.
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_latent_scale
+from fmnist_ldm.course.exercises import check_latent_scale
 
 def my_latent_scale(mean, std, eps):
     """mean, std, eps: [N, C, H, W] -> one number s: s * z has standard deviation 1."""
@@ -474,5 +474,5 @@ for i, j in ((3, 3), (0, 0)):
 #    $q(z_t \mid z_0)$ of notebook 04 at a given t?
 
 # %%
-from fmnist_ldm.notebook import say_elapsed
+from fmnist_ldm.course.notebook import say_elapsed
 say_elapsed()

@@ -51,9 +51,9 @@ import inspect
 import math
 import matplotlib.pyplot as plt
 import torch
-from fmnist_ldm.notebook import notebook_preset
+from fmnist_ldm.course.notebook import notebook_preset
 from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist, to_model_range
-from fmnist_ldm.diagram import pipeline_diagram, unet_diagram
+from fmnist_ldm.course.diagram import pipeline_diagram, unet_diagram
 from fmnist_ldm.pipeline import Pipeline
 from fmnist_ldm.unet import Attention, Level, ResBlock, layer_shapes, timestep_embedding
 
@@ -303,7 +303,7 @@ print(f"\nresidual blocks {res / total:.0%}, attention layers {attn / total:.0%}
 # what each layer's output is, which outputs are kept, and in which order the way up takes them.
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_up_level_inputs
+from fmnist_ldm.course.exercises import check_up_level_inputs
 
 def my_up_level_inputs(channels, blocks, height, width):
     """channels: widths per resolution, e.g. (24, 40, 56) -> list of (C, H, W), one per level on the way up."""
@@ -340,7 +340,7 @@ assert check_up_level_inputs(up_level_inputs)
 # some that change the channel count and some that do not, and counts the real module's.
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_resblock_params
+from fmnist_ldm.course.exercises import check_resblock_params
 
 def my_resblock_params(c_in, c_out, emb_dim):
     """-> int, the number of parameters of ResBlock(c_in, c_out, emb_dim)."""
@@ -372,7 +372,7 @@ print(f"the shipped UNet's first block on the way up: {by_hand:,} by hand, {coun
 # what do you notice about the rows?
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_embedding_similarity
+from fmnist_ldm.course.exercises import check_embedding_similarity
 
 def my_embedding_similarity(t, k, dim):
     """t: int [N], k: int [K] -> [N, K], the cosine similarity of emb(t) and emb(t + k)."""
@@ -467,4 +467,4 @@ print(f"one head is sharper than the head-averaged map in {int((one > avg).sum()
 #    boot through this layer? Through the UNet as a whole?
 
 # %%
-from fmnist_ldm.notebook import say_elapsed; say_elapsed()
+from fmnist_ldm.course.notebook import say_elapsed; say_elapsed()

@@ -53,15 +53,15 @@ import math
 import matplotlib.pyplot as plt
 import torch
 from torch.testing import assert_close
-from fmnist_ldm.notebook import notebook_preset, say_estimate
+from fmnist_ldm.course.notebook import notebook_preset, say_estimate
 from fmnist_ldm.data import CLASS_NAMES, LatentDataset, load_fashion_mnist, to_model_range, to_uint8
-from fmnist_ldm.diagram import pipeline_diagram
+from fmnist_ldm.course.diagram import pipeline_diagram
 from fmnist_ldm.diffusion import NoiseSchedule, ddim_step, ddpm_step
 from fmnist_ldm.pipeline import Pipeline
 from fmnist_ldm.progress import progress
 from fmnist_ldm.sampling import DEFAULTS, sample
 from fmnist_ldm.train import EMA, encode, train_step, train_unet, unet_loss
-from fmnist_ldm.viz import tile
+from fmnist_ldm.course.figures import tile
 from fmnist_ldm.weights import build_unet
 
 cfg = notebook_preset()
@@ -549,7 +549,7 @@ plt.tight_layout(); plt.show()
 # line printed under the plot.
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_linear_abar
+from fmnist_ldm.course.exercises import check_linear_abar
 
 def my_linear_abar(T):
     """abar_t of the linear schedule for t = 0..T-1, a float64 tensor [T]."""
@@ -576,7 +576,7 @@ assert check_linear_abar(linear_abar)
 # library's `ddim_step(schedule, x, x0_hat, eps_hat, t, t_next, 0.0, None)` (imported above).
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_ddim_sampler
+from fmnist_ldm.course.exercises import check_ddim_sampler
 
 def my_ddim_sampler(denoise, schedule, x, steps):
     """x [B, C, H, W] at t = T-1 -> the clean x after `steps` DDIM steps with eta = 0."""
@@ -606,7 +606,7 @@ assert check_ddim_sampler(ddim_sampler)
 # (The library trains with it when `Config.min_snr_gamma` is set.)
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_min_snr_weight
+from fmnist_ldm.course.exercises import check_min_snr_weight
 
 def my_min_snr_weight(abar_t, gamma):
     """abar_t [N] (one per example), gamma a float -> the factor w_t on each example's v-MSE, [N]."""
@@ -673,5 +673,5 @@ for space, channels, attn in (("latent", ucfg.unet_channels, ucfg.unet_attention
 #    and what would that take away from notebook 05?
 
 # %%
-from fmnist_ldm.notebook import say_elapsed
+from fmnist_ldm.course.notebook import say_elapsed
 say_elapsed();

@@ -49,18 +49,18 @@ import math
 import torch
 from IPython.display import Image as ShowImage, display
 from fmnist_ldm.progress import progress
-from fmnist_ldm.notebook import notebook_preset
+from fmnist_ldm.course.notebook import notebook_preset
 from fmnist_ldm.data import CLASS_NAMES, class_means, load_fashion_mnist, to_model_range, to_uint8
 from fmnist_ldm.metrics import load_judge, predict
 from fmnist_ldm.pipeline import DEFAULTS, Pipeline
-from fmnist_ldm.viz import forward_reverse_frames, save_gif, show_grid as show
+from fmnist_ldm.course.figures import forward_reverse_frames, save_gif, show_grid as show
 
 cfg = notebook_preset()
 pipe = Pipeline.from_pretrained()
 print("defaults:", DEFAULTS)
 
 # %%
-from fmnist_ldm.diagram import pipeline_diagram
+from fmnist_ldm.course.diagram import pipeline_diagram
 pipeline_diagram("05"); plt.show()
 
 # %% [markdown]
@@ -574,7 +574,7 @@ plt.tight_layout(); plt.show()
 # at 6×7, so a mask that broadcasts along the wrong axis fails.
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_interval_guidance
+from fmnist_ldm.course.exercises import check_interval_guidance
 
 def my_interval_guidance(v_cond, v_null, t, w, interval):
     """v_cond, v_null [B, C, H, W]; t long [B], one timestep per image; w a float; interval (lo, hi)
@@ -604,7 +604,7 @@ assert check_interval_guidance(interval_guidance)
 # `Pipeline.inpaint`'s place by hand if you like, with `sample(..., known=, keep=1 - your_mask)`.
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_majority_cells
+from fmnist_ldm.course.exercises import check_majority_cells
 
 def my_majority_cells(mask):
     """mask bool [N, H, W], True = redraw, H and W multiples of 4 -> float [N, 1, H/4, W/4], 1 where most of a cell is masked."""
@@ -631,7 +631,7 @@ assert check_majority_cells(majority_cells)
 # solved for $x_0$), then put $\hat x_0$ and $\hat\varepsilon$ together again at $\bar\alpha_{\text{next}}$.
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_ddim_invert_step
+from fmnist_ldm.course.exercises import check_ddim_invert_step
 
 def my_ddim_invert_step(x, eps_hat, abar, abar_next):
     """x, eps_hat [B, C, H, W]; abar, abar_next floats, abar_next < abar -> the state at abar_next."""
@@ -675,5 +675,5 @@ assert check_ddim_invert_step(ddim_invert_step)
 #    does the forward process's $\bar\alpha_t$ at those two t say about why?
 
 # %%
-from fmnist_ldm.notebook import say_elapsed
+from fmnist_ldm.course.notebook import say_elapsed
 say_elapsed()

@@ -49,18 +49,18 @@ import matplotlib.pyplot as plt
 import torch
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 from torchvision.transforms.functional import gaussian_blur
-from fmnist_ldm.notebook import notebook_mode, notebook_preset
+from fmnist_ldm.course.notebook import notebook_mode, notebook_preset
 from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist
 from fmnist_ldm.metrics import (REPORTED_N, class_accuracy, evaluate_samples, evaluation_draw, fid_infinity, fid_kid,
                                 fid_over_n, judge_features, load_judge, memorisation, nearest_neighbours,
                                 precision_recall, predict)
 from fmnist_ldm.pipeline import Pipeline
-from fmnist_ldm.viz import tile
+from fmnist_ldm.course.figures import tile
 
 cfg = notebook_preset()
 
 # %%
-from fmnist_ldm.diagram import pipeline_diagram
+from fmnist_ldm.course.diagram import pipeline_diagram
 pipeline_diagram("06"); plt.show()
 
 # %% [markdown]
@@ -497,7 +497,7 @@ for space, s in check["summary"].items():
 # bunched up, so precision, coverage and recall are three different numbers there.)
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_recall
+from fmnist_ldm.course.exercises import check_recall
 
 def my_recall(real, fake, k):
     """real [N, D], fake [M, D] features, k -> a number in [0, 1]."""
@@ -531,7 +531,7 @@ print(f"on this notebook's features, defaults: {recall(real_features.float(), fa
 # 10 random subsets of 1,000 images of each set.
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_kid_mmd
+from fmnist_ldm.course.exercises import check_kid_mmd
 
 def my_kid_mmd(real, fake):
     """real [m, D], fake [n, D] features, float64 -> a number."""
@@ -608,5 +608,5 @@ else:
 # 3. Why can KID be negative while FID cannot, and what does a KID of −0.001 ± 0.001 say?
 
 # %%
-from fmnist_ldm.notebook import say_elapsed
+from fmnist_ldm.course.notebook import say_elapsed
 say_elapsed()

@@ -59,9 +59,9 @@ from fmnist_ldm.distill import (collect_trajectories, distill_loss, distill_pres
                                 student_recipe, teacher_vs_student, train_student)
 from fmnist_ldm.sampling import consistency_sample, student_timesteps
 from fmnist_ldm.metrics import evaluate_samples, load_judge
-from fmnist_ldm.notebook import notebook_mode, notebook_preset
+from fmnist_ldm.course.notebook import notebook_mode, notebook_preset
 from fmnist_ldm.pipeline import DEFAULTS, Pipeline
-from fmnist_ldm.viz import show_grid as show
+from fmnist_ldm.course.figures import show_grid as show
 
 cfg = notebook_preset()                                   # says the mode (fast on a CPU) and the device
 mode, _ = notebook_mode()
@@ -73,7 +73,7 @@ S, classes = pipe.schedule, list(range(pipe.cfg.num_classes))
 print("teacher:", DEFAULTS)
 
 # %%
-from fmnist_ldm.diagram import pipeline_diagram
+from fmnist_ldm.course.diagram import pipeline_diagram
 pipeline_diagram("07"); plt.show()
 
 # %% [markdown]
@@ -347,7 +347,7 @@ else:
 # `noise` is a list: `noise[0]` the pure noise at `timesteps[0]`, `noise[k]` the fresh noise of step `k`.
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_consistency_sampling
+from fmnist_ldm.course.exercises import check_consistency_sampling
 
 def my_consistency_sampling(denoise, abar, noise, timesteps):
     """noise: a list of len(timesteps) tensors [B, C, H, W] -> the last guess z0_hat [B, C, H, W]."""
@@ -376,7 +376,7 @@ assert check_consistency_sampling(consistency_sampling)
 # $1-\bar\alpha_t$; Check your understanding asks what that weight does.)
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_v_target
+from fmnist_ldm.course.exercises import check_v_target
 
 def my_v_target(z_t, abar_t, z_end):
     """z_t, z_end [B, C, H, W]; abar_t [B, 1, 1, 1] -> v* [B, C, H, W]."""
@@ -405,7 +405,7 @@ assert check_v_target(v_target)
 # states, then the run's end (timestep −1, nothing to guess from).
 
 # %% tags=["nbval-check-output"]
-from fmnist_ldm.exercises import check_consistency_gap
+from fmnist_ldm.course.exercises import check_consistency_gap
 
 def my_consistency_gap(denoise, states, timesteps):
     """states [R, S + 1, C, H, W]; timesteps S + 1 ints ending with -1 -> [S - 1], one per pair."""
@@ -462,5 +462,5 @@ assert check_consistency_gap(consistency_gap)
 #    does that weight make the student's errors in $v$ cheap, and why is that harmless there?
 
 # %%
-from fmnist_ldm.notebook import say_elapsed
+from fmnist_ldm.course.notebook import say_elapsed
 say_elapsed()

@@ -30,10 +30,10 @@ import torch
 from IPython.display import Image, Markdown, display
 
 from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist, to_model_range
-from fmnist_ldm.diagram import pipeline_diagram, unet_diagram
+from fmnist_ldm.course.diagram import pipeline_diagram, unet_diagram
 from fmnist_ldm.diffusion import noising_path
 from fmnist_ldm.pipeline import Pipeline
-from fmnist_ldm.viz import tile
+from fmnist_ldm.course.figures import tile
 from fmnist_ldm.weights import read_weights
 
 ROOT = Path.cwd().parent if Path.cwd().name == "presentation" else Path.cwd()

@@ -7,7 +7,7 @@ import torch
 
 import fmnist_ldm.metrics
 import fmnist_ldm.train
-import fmnist_ldm.viz
+import fmnist_ldm.course.figures
 from fmnist_ldm.cli import main
 from fmnist_ldm.pipeline import Pipeline
 
@@ -89,7 +89,7 @@ def _forbid_work(monkeypatch, stage):
     if stage == "load":
         monkeypatch.setattr(Pipeline, "from_pretrained", classmethod(_forbidden))
         for module, name in [(fmnist_ldm.train, "train_all"), (fmnist_ldm.metrics, "load_judge"),
-                             (fmnist_ldm.metrics, "train_judge"), (fmnist_ldm.viz, "make_figures")]:
+                             (fmnist_ldm.metrics, "train_judge"), (fmnist_ldm.course.figures, "make_figures")]:
             monkeypatch.setattr(module, name, _forbidden)
     monkeypatch.setattr(Pipeline, "_model", _forbidden)          # no UNet call in any case
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fmnist_ldm.notebook import SETUP_CELL
+from fmnist_ldm.course.notebook import SETUP_CELL
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("0*.ipynb"))
 pytestmark = pytest.mark.colab
@@ -63,7 +63,7 @@ def test_a_bare_notebook_runs_in_simulated_colab(colab, nb, tmp_path):
 
 
 def test_every_notebook_starts_with_the_setup_cell():
-    """The Colab cell lives once, in fmnist_ldm.notebook.SETUP_CELL (with the repo URL); each
+    """The Colab cell lives once, in fmnist_ldm.course.notebook.SETUP_CELL (with the repo URL); each
     notebook carries a verbatim copy as its first code cell."""
     import jupytext
     for nb in NOTEBOOKS:

@@ -194,7 +194,7 @@ def test_cli_device_flag(capsys, tmp_path, tiny_model_dir, monkeypatch):
 
 
 def test_notebook_mode(monkeypatch):
-    from fmnist_ldm.notebook import notebook_mode
+    from fmnist_ldm.course.notebook import notebook_mode
     for var in ("FMNIST_LDM_MODE", "CI"):
         monkeypatch.delenv(var, raising=False)
     assert notebook_mode(torch.device("cpu"))[0] == "fast"

@@ -210,7 +210,7 @@ def test_cli_samples_with_the_student_and_says_what_ran(capsys, tiny_model_dir, 
 
 def test_the_student_figure_has_a_labelled_row_per_sampler(tiny_model_dir, tiny_cfg, tmp_path):
     from PIL import Image
-    from fmnist_ldm.viz import student_figure
+    from fmnist_ldm.course.figures import student_figure
     pipe = Pipeline.from_pretrained(_student_dir(tiny_model_dir, tiny_cfg, tmp_path))
     student_figure(pipe, tmp_path / "f.png")
     width, height = Image.open(tmp_path / "f.png").size

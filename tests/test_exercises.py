@@ -5,7 +5,7 @@ import importlib
 import pytest
 import torch
 
-from fmnist_ldm import exercises as ex
+from fmnist_ldm.course import exercises as ex
 
 # right answers and typical mistakes, one file per notebook (tests/answers_<NN>_<name>.py)
 RIGHT, WRONG = {}, {}
@@ -86,7 +86,7 @@ def test_each_notebook_has_two_to_four_exercises_each_with_a_checked_hidden_solu
 
 def test_an_unknown_wrong_answer_is_told_where_it_is_off(capsys):
     """Past the known mistakes, the message still says which images, channels, ... differ."""
-    from fmnist_ldm.exercises.grading import grade
+    from fmnist_ldm.course.exercises.grading import grade
     right = torch.arange(5 * 4 * 3 * 2.0).view(5, 4, 3, 2)
     wrong = right.clone()
     wrong[1, 2] += 1

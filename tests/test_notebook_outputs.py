@@ -1,10 +1,10 @@
-"""The notebooks' committed outputs (fmnist_ldm/record.py): made from the sources they sit beside,
+"""The notebooks' committed outputs (fmnist_ldm/course/record.py): made from the sources they sit beside,
 and clean enough to render anywhere. A notebook without outputs passes; once one has outputs, all
 must. FMNIST_LDM_NOTEBOOKS=<folder> checks another folder's notebooks (e.g. executed copies)."""
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from fmnist_ldm import record
+from fmnist_ldm.course import record
 
 NOTEBOOKS = sorted(record.notebook_dir().glob("0*.ipynb"))
 

@@ -9,7 +9,7 @@ DECK = Path(__file__).resolve().parent.parent / "presentation" / "deck.ipynb"
 
 
 def test_the_deck_is_paired_and_stripped():
-    from fmnist_ldm.record import in_sync_with_twin
+    from fmnist_ldm.course.record import in_sync_with_twin
     assert in_sync_with_twin(DECK), f"run `jupytext --sync {DECK}`"
     assert not any(c.get("outputs") for c in nbformat.read(DECK, 4).cells), f"run `nbstripout {DECK}`"
 

@@ -8,7 +8,7 @@ import shutil
 import nbformat
 import pytest
 
-from fmnist_ldm import record
+from fmnist_ldm.course import record
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pw = pytest.importorskip("playwright.sync_api") if not os.environ.get("CI") else __import__("playwright.sync_api").sync_api

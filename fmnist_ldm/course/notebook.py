@@ -11,8 +11,8 @@ import time
 
 import torch
 
-from .config import IMAGE_SIZE, Config, preset, setup_cpu
-from .device import describe, get_device, synchronize
+from ..config import IMAGE_SIZE, Config, preset, setup_cpu
+from ..device import describe, get_device, synchronize
 
 MODES = ("fast", "full")
 _started: dict = {}        # when notebook_preset ran: the notebook's start, for say_elapsed
@@ -100,10 +100,10 @@ def estimate_training(cfg: Config, stages=("vae", "decoder_gan", "unet"), n_imag
     """Measured, not guessed: time a few optimiser steps of each stage on this machine and
     multiply by the stage's number of steps. Returns seconds per stage (a stage the config
     switches off, like fast mode's decoder GAN, is left out)."""
-    from .device import autocast
-    from .diffusion import NoiseSchedule, training_loss
-    from .vae import DecoderGAN
-    from .weights import build_unet, build_vae
+    from ..device import autocast
+    from ..diffusion import NoiseSchedule, training_loss
+    from ..vae import DecoderGAN
+    from ..weights import build_unet, build_vae
     device, out = get_device(), {}
     with autocast(device, cfg.bf16):
         if "vae" in stages:
@@ -140,7 +140,7 @@ def say_estimate(cfg: Config, stages=("vae", "decoder_gan", "unet")) -> dict:
 def say_elapsed() -> None:
     """A notebook's last cell: how long it took here, from notebook_preset to now, and on what.
     Prints only: a returned number would show under the cell as a bare float."""
-    from .device import machine
+    from ..device import machine
     if not _started:
         raise RuntimeError("say_elapsed() measures from notebook_preset(): run the notebook's first cells first.")
     seconds = time.perf_counter() - _started["time"]

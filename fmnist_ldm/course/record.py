@@ -35,7 +35,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]         # the checkout, two folders above this file
 MAX_BYTES = 1_500_000
 META = "fmnist_ldm"                                   # nb.metadata[META]: source_sha256, mode, machine
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -330,8 +330,8 @@ def main(argv=None) -> int:
         print("\n".join(problems) or f"{len(paths)} notebooks: outputs clean and made from their current sources"
               f" ({sum(executed(nbformat.read(p, as_version=4)) for p in paths)} hold outputs)")
         return 1 if problems else 0
-    from .config import setup_cpu
-    from .device import get_device, machine
+    from ..config import setup_cpu
+    from ..device import get_device, machine
     mode = args.mode or default_mode()
     setup_cpu()                                        # as notebook_preset does: the kernel's threads
     where = machine(get_device())

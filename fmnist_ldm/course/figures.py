@@ -1,4 +1,4 @@
-"""Pictures: labelled sample grids (more figures live here as the notebooks need them)."""
+"""Pictures: labelled sample grids (the CLI's .png), GIFs and figures of the notebooks and assets/."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .data import CLASS_NAMES
-from .diffusion import noising_path
+from ..data import CLASS_NAMES
+from ..diffusion import noising_path
 
 
 def tile(images: torch.Tensor, ncol: int, pad: int = 2, scale: int = 2) -> np.ndarray:
@@ -63,7 +63,7 @@ def save_labelled_rows(images, row_labels, path, ncol: int, scale: int = 2) -> N
 def student_figure(pipe, path, seed: int = 0) -> None:
     """The teacher sampler at 20 and 4 steps and the distilled student at 4 and 1, one column per
     class, the same starting noise in every row."""
-    from .pipeline import DEFAULTS
+    from ..pipeline import DEFAULTS
     classes = list(range(len(CLASS_NAMES)))
     rows = [("teacher, 20 steps", DEFAULTS["sampler"], 20), ("teacher, 4 steps", DEFAULTS["sampler"], 4),
             ("student, 4 steps", "distilled", 4), ("student, 1 step", "distilled", 1)]
@@ -90,7 +90,7 @@ def forward_reverse_frames(pipe, label: int, seed: int = 0, steps: int = 20, fra
     back = pipe.generate([label], steps=steps, seed=seed, x_start=fwd[-1], return_trajectory=True)
     captions += [f"denoising  t = {t}" if t >= 0 else "new garment" for t in back.trajectory["t"][1:]]
     states = torch.cat([z0, *fwd, back.trajectory["x"][1:, 0]])
-    from .data import to_uint8
+    from ..data import to_uint8
     return to_uint8(pipe.decode(states)), captions
 
 
@@ -129,7 +129,7 @@ def denoising_path_figure(pipe, label: int, real_latents, real_labels, path, see
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    from .data import to_uint8
+    from ..data import to_uint8
     run = pipe.generate([label], steps=steps, seed=seed, return_trajectory=True)
     states, ts = run.trajectory["x"][:, 0], run.trajectory["t"]
     pick = np.linspace(0, len(states) - 1, columns).round().astype(int)
@@ -165,7 +165,7 @@ def make_figures(pipe, out_dir, seed: int = 0) -> list[Path]:
     """Everything in assets/: generated_samples.png (10 classes x 10), a clean -> noise -> clean
     GIF per class (each frame captioned with its t), a denoising-path figure per class, and the
     distilled student beside its teacher (distilled_vs_teacher.png)."""
-    from .data import load_fashion_mnist, to_model_range
+    from ..data import load_fashion_mnist, to_model_range
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     s = pipe.generate([c for c in range(10) for _ in range(10)], seed=seed)

@@ -13,7 +13,7 @@ def check_recall(fn) -> bool:
     points inside at least one fake point's ball, the ball reaching that fake point's k-th nearest
     other fake point (metrics.precision_recall). N, M, D and k all differ, and the fakes are
     bunched up, so that recall, precision and coverage are three different numbers."""
-    from ..metrics import precision_recall
+    from ...metrics import precision_recall
     g = gen(10)
     k = 3
     real, fake = torch.randn(37, 6, generator=g), 0.6 * torch.randn(23, 6, generator=g) + 0.4
@@ -38,7 +38,7 @@ def check_recall(fn) -> bool:
 def check_kid_mmd(fn) -> bool:
     """fn(real [m, D], fake [n, D]) -> the unbiased squared MMD under the cubic polynomial kernel
     k(x, y) = (x.y / D + 1)^3, what KID averages over subsets (metrics.kid_mmd). m, n and D differ."""
-    from ..metrics import kid_mmd
+    from ...metrics import kid_mmd
     g = gen(11)
     real = torch.randn(31, 7, generator=g, dtype=torch.float64) * 1.5
     fake = torch.randn(19, 7, generator=g, dtype=torch.float64) * 1.1 + 0.6

@@ -22,7 +22,7 @@ def _labelled_images(seed: int, n: int = 47, num_classes: int = 4, rows: int = 6
 def check_class_spread(fn) -> bool:
     """fn(images uint8 [N,H,W], labels [N], num_classes) -> float [K,H,W]: per class, each pixel's
     standard deviation over the images of that class (torch's std: divided by n_c - 1)."""
-    from ..data import class_spread
+    from ...data import class_spread
     images, labels = _labelled_images(1)
     k, x = 4, images.float()
     per_class = [x[labels == c] for c in range(k)]
@@ -45,7 +45,7 @@ def check_class_spread(fn) -> bool:
 def check_nearest_mean(fn) -> bool:
     """fn(images uint8 [N,H,W], means float [K,H,W]) -> int64 [N]: for each image, the index of the
     mean image closest to it in Euclidean distance (sum of squared pixel differences)."""
-    from ..data import nearest_mean
+    from ...data import nearest_mean
     g = gen(2)
     images = torch.randint(0, 256, (13, 6, 7), generator=g, dtype=torch.uint8)
     means = torch.rand(5, 6, 7, generator=g) * 255 * torch.rand(5, 1, 1, generator=g)   # bright and dark means

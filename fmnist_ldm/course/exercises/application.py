@@ -5,8 +5,8 @@ import math
 
 import torch
 
-from ..diffusion import NoiseSchedule
-from ..sampling import ddim_invert_step, guided_denoiser
+from ...diffusion import NoiseSchedule
+from ...sampling import ddim_invert_step, guided_denoiser
 from .grading import gen, grade
 
 __all__ = ["check_interval_guidance", "check_majority_cells", "check_ddim_invert_step"]

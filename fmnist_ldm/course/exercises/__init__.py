@@ -1,7 +1,7 @@
 """Checks for the notebooks' exercises: one `check_<name>(student_fn)` per exercise, one module
 per notebook (data = 01, vae = 02, unet = 03, diffusion = 04, application = 05, evaluation = 06,
 distillation = 07); grading.py holds what they share. A notebook imports its checkers from here:
-`from fmnist_ldm.exercises import check_kl`."""
+`from fmnist_ldm.course.exercises import check_kl`."""
 from . import application, data, diffusion, distillation, evaluation, unet, vae
 from .application import *   # noqa: F401,F403
 from .data import *           # noqa: F401,F403

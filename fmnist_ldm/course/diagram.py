@@ -76,7 +76,7 @@ def unet_diagram(unet, sample_shape, ax=None):
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import FancyBboxPatch
-    from .unet import layer_shapes
+    from ..unet import layer_shapes
     rows = layer_shapes(unet, sample_shape)
     sizes = sorted({r["out"][1:] for r in rows if r["path"] != "mid"}, reverse=True)   # resolutions, fine to coarse
     row_of = lambda r: len(sizes) if r["path"] == "mid" else sizes.index(r["out"][1:])

@@ -5,8 +5,8 @@ import math
 
 import torch
 
-from ..diffusion import NoiseSchedule
-from ..sampling import consistency_sample
+from ...diffusion import NoiseSchedule
+from ...sampling import consistency_sample
 from .grading import gen, grade
 
 __all__ = ["check_consistency_sampling", "check_v_target", "check_consistency_gap"]

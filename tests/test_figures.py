@@ -5,7 +5,7 @@ from PIL import Image
 
 from fmnist_ldm.diffusion import NoiseSchedule, noising_path
 from fmnist_ldm.pipeline import Pipeline
-from fmnist_ldm.viz import denoising_path_figure, forward_reverse_frames, save_class_grid, save_gif
+from fmnist_ldm.course.figures import denoising_path_figure, forward_reverse_frames, save_class_grid, save_gif
 
 
 def test_grid_gif_and_path_figure(tmp_path, tiny_model_dir):
@@ -52,7 +52,7 @@ def test_the_pipeline_diagram_highlights_one_notebooks_part():
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.patches import FancyBboxPatch
-    from fmnist_ldm.diagram import BOXES, TITLES, pipeline_diagram
+    from fmnist_ldm.course.diagram import BOXES, TITLES, pipeline_diagram
     for nb in TITLES:
         ax = pipeline_diagram(nb)
         lit = [p for p in ax.patches if isinstance(p, FancyBboxPatch) and p.get_facecolor()[:3] != (241 / 255,) * 3]
@@ -68,7 +68,7 @@ def test_the_unet_diagram_is_drawn_from_the_model():
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.patches import FancyBboxPatch
-    from fmnist_ldm.diagram import unet_diagram
+    from fmnist_ldm.course.diagram import unet_diagram
     from fmnist_ldm.unet import UNet, layer_shapes
     for net, shape in ((UNet(4, (16, 32)), (4, 7, 7)),
                        (UNet(3, (8, 16, 24), 2, (False, False, True), conditioning="time_embedding"), (3, 13, 9))):

@@ -37,7 +37,7 @@ def _resblock_count(c_in, c_out, emb, kernel=9, biases=True, norms=True, skip="w
 
 def check_resblock_params(fn) -> bool:
     """fn(c_in, c_out, emb_dim) -> the number of parameters of unet.ResBlock(c_in, c_out, emb_dim)."""
-    from ..unet import ResBlock
+    from ...unet import ResBlock
     expected = torch.tensor([sum(p.numel() for p in ResBlock(*a).parameters()) for a in RESBLOCKS])
     wrong = lambda **kw: torch.tensor([_resblock_count(*a, **kw) for a in RESBLOCKS])
     return grade("ResBlock parameters", lambda: _as_rows([fn(*a) for a in RESBLOCKS]), expected, [
@@ -53,7 +53,7 @@ def check_resblock_params(fn) -> bool:
 def check_embedding_similarity(fn) -> bool:
     """fn(t [N], k [K], dim) -> [N, K]: the cosine similarity of emb(t) and emb(t + k),
     emb = unet.timestep_embedding(., dim)."""
-    from ..unet import timestep_embedding
+    from ...unet import timestep_embedding
     t, k, dim = torch.tensor([0, 7, 130, 500, 871]), torch.tensor([0, 1, 3, 10, 40, 100]), 40
     emb = lambda s: timestep_embedding(s.flatten(), dim).unflatten(0, s.shape)
     now, later = emb(t)[:, None], emb(t[:, None] + k)                                   # [N, 1, dim], [N, K, dim]
@@ -96,7 +96,7 @@ def _up_inputs(channels, blocks, size, round_up=True, conv_in_skip=True, downsam
 def check_up_level_inputs(fn) -> bool:
     """fn(channels, blocks, height, width) -> [(C, H, W), ...]: the input shape of every level on
     the way up, in order, of unet.UNet(in_channels, channels, blocks) run on height × width."""
-    from ..unet import UNet, layer_shapes
+    from ...unet import UNet, layer_shapes
     channels, blocks, size = (24, 40, 56), 2, (13, 9)
     unet = UNet(3, channels, blocks, (False,) * len(channels), conditioning="time_embedding")
     expected = torch.tensor([r["inp"] for r in layer_shapes(unet, (3, *size)) if r["path"] == "up" and r["kind"] == "level"])

@@ -46,7 +46,7 @@ def check_kl_per_channel(fn) -> bool:
     """fn(mean, logvar), [N, C, H, W] -> [C]: each latent channel's KL to N(0, 1), summed over its
     H x W entries, averaged over the images (vae.kl_per_channel). Channel 1 of the inputs is left
     almost at the prior, as an encoder leaves a channel it does not use."""
-    from ..vae import kl_per_channel, kl_per_entry
+    from ...vae import kl_per_channel, kl_per_entry
     g = gen(5)
     use = torch.tensor([1.0, 0.05, 0.6])[None, :, None, None]      # channel 1: close to N(0, 1)
     mean = torch.randn(SHAPE, generator=g) * use
@@ -71,7 +71,7 @@ def check_kl_per_channel(fn) -> bool:
 def check_latent_scale(fn) -> bool:
     """fn(mean, std, eps), each [N, C, H, W] -> one number s: 1 / the standard deviation of the
     posterior samples z = mean + std * eps over all their entries (vae.latent_scale)."""
-    from ..vae import latent_scale
+    from ...vae import latent_scale
     g = gen(6)
     mean = torch.randn(SHAPE, generator=g) * torch.tensor([0.8, 1.5, 0.4])[None, :, None, None] + 0.3
     std = 0.2 + torch.rand(SHAPE, generator=g)                  # sigma between 0.2 and 1.2

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ..diffusion import NoiseSchedule, ddim_step, min_snr_weight
-from ..sampling import sample
+from ...diffusion import NoiseSchedule, ddim_step, min_snr_weight
+from ...sampling import sample
 from .grading import gen, grade
 
 __all__ = ["check_linear_abar", "check_ddim_sampler", "check_min_snr_weight"]
