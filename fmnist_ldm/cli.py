@@ -8,17 +8,16 @@ import json
 import math
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from . import checks
 from .config import NUM_CLASSES, preset, setup_cpu
 from .data import CLASS_NAMES, DataNotFoundError, parse_class
 from .device import get_device
-from .pipeline import DEFAULTS, MAX_SEED, MODEL_DIR, SAMPLERS
-from .weights import WeightsError
-
-STUDENT_STEPS = 4          # the distilled sampler's default: the step count it is benchmarked at
+from .samplers import SAMPLERS
+from .sampling import DEFAULTS
+from .weights import MODEL_DIR, WeightsError
 
 
 class UsageError(Exception):
@@ -76,88 +75,45 @@ def _check_count(n_per_class, n_classes, out=None):
                          "(one row per class); write .npz for more")
 
 
-def _first_existing(path: Path) -> Path:
-    path = path.absolute()
-    while not path.exists():
-        path = path.parent
-    return path
-
-
-def _probe(folder: Path, target: Path, flag: str):
-    """os.access says yes to root everywhere (/proc, read-only mounts): make a file to be sure."""
-    try:
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as e:
-        raise UsageError(f"cannot write {target}: {folder} does not accept new files ({e.strerror}); "
-                         f"choose another {flag}") from None
-
-
-def _check_out_file(path: Path, flag: str, suffixes, example: str):
-    """Before any work: a file that can be written, with the right suffix, in an existing folder."""
-    if path.is_dir():
-        raise UsageError(f"{flag} {path} is a folder: give a file name, e.g. {path / example}")
-    if path.suffix not in suffixes:
-        raise UsageError(f"{flag} must end in {' or '.join(suffixes)}, not {path.name!r}")
-    parent = path.absolute().parent
-    base = _first_existing(parent)
-    if not base.is_dir():
-        raise UsageError(f"cannot write {path}: {base} is a file, not a folder; choose another {flag}")
-    if base != parent:
-        raise UsageError(f"cannot write {path}: folder {parent} does not exist; create it or choose another {flag}")
-    if path.exists():
-        try:
-            open(path, "ab").close()       # appending nothing changes nothing
-        except OSError as e:
-            raise UsageError(f"cannot write {path}: {e.strerror}; choose another {flag}") from None
-    else:
-        _probe(parent, path, flag)
-
-
-def _check_out_dir(path: Path, flag: str):
-    """Before any work: a folder that exists or can be made (the commands create it)."""
-    base = _first_existing(path)
-    if not base.is_dir():
-        what = f"{flag} {path} is a file" if base == path.absolute() else f"cannot make {path}: {base} is a file"
-        raise UsageError(f"{what}, not a folder; choose another {flag}")
-    _probe(base, path, flag)
-
-
 def _check_args(a):
-    """Every path a command will write or read, and every size, checked before it starts work
-    (issue 18): a bad --out used to fail only after the whole sampling or training run."""
-    if getattr(a, "seed", None) is not None and not 0 <= a.seed <= MAX_SEED:
+    """Every path a command will write or read, and every size, checked before it starts work:
+    a bad --out found only after a whole sampling or training run would waste the run."""
+    if getattr(a, "seed", None) is not None and not 0 <= a.seed <= checks.MAX_SEED:
         raise UsageError(f"argument --seed: must be a whole number from 0 to 2**63 - 1, not {a.seed}")
     if a.command == "sample":
-        if a.sampler == "distilled" and (a.guidance is not None or a.guidance_interval is not None):
-            raise UsageError("--guidance and --guidance-interval do not apply to --sampler distilled: the student "
+        spec = SAMPLERS[a.sampler]
+        if not spec.guided and (a.guidance is not None or a.guidance_interval is not None):
+            raise UsageError(f"--guidance and --guidance-interval do not apply to --sampler {a.sampler}: the student "
                              f"learned the default guidance ({DEFAULTS['guidance']:g} for t in "
                              "[%d, %d]); use dpmpp2m or ddim to guide otherwise" % DEFAULTS["guidance_interval"])
-        if a.sampler == "distilled" and a.negative is not None:
-            raise UsageError("--negative does not apply to --sampler distilled (its guidance is folded in); "
-                             "use dpmpp2m or ddim")
         if a.negative is not None:
             try:
-                a.negative = parse_class(a.negative)
+                a.negative = parse_class(a.negative, allow_null=True)
             except ValueError as e:
                 raise UsageError(f"argument --negative: {e}") from None
-        a.steps = a.steps or (STUDENT_STEPS if a.sampler == "distilled" else DEFAULTS["steps"])
+            if a.negative == NUM_CLASSES:         # away from the null class: plain guidance
+                a.negative = None
+        if not spec.guided and a.negative is not None:
+            raise UsageError(f"--negative does not apply to --sampler {a.sampler} (its guidance is folded in); "
+                             "use dpmpp2m or ddim")
+        a.steps = a.steps or spec.default_steps or DEFAULTS["steps"]
         a.guidance = DEFAULTS["guidance"] if a.guidance is None else a.guidance
         if a.guidance_interval is None:
             a.guidance_interval = DEFAULTS["guidance_interval"]
         elif a.guidance_interval == "none":
             a.guidance_interval = None
         out = Path(a.out)
-        _check_out_file(out, "--out", (".png", ".npz"), "samples.png")
+        checks.out_file(out, "--out", (".png", ".npz"), "samples.png")
         _check_count(a.n_per_class, 10 if a.cls == "all" else 1, out)
     elif a.command == "figures":
-        _check_out_dir(Path(a.out_dir), "--out-dir")
+        checks.out_dir(Path(a.out_dir), "--out-dir")
     elif a.command == "train":
-        _check_out_dir(Path(a.out_dir or preset(a.preset).out_dir), "--out-dir")
+        checks.out_dir(Path(a.out_dir or preset(a.preset).out_dir), "--out-dir")
     elif a.command == "distill":
         from .distill import distill_preset
-        _check_out_dir(Path(a.out_dir or distill_preset(a.preset).out_dir), "--out-dir")
+        checks.out_dir(Path(a.out_dir or distill_preset(a.preset).out_dir), "--out-dir")
     elif a.command == "train-judge":
-        _check_out_file(Path(a.out), "--out", (".safetensors",), "judge.safetensors")
+        checks.out_file(Path(a.out), "--out", (".safetensors",), "judge.safetensors")
     elif a.command == "evaluate" and a.samples:
         samples = Path(a.samples)
         if samples.is_dir():
@@ -172,20 +128,15 @@ def _check_args(a):
 def cmd_sample(a):
     out = Path(a.out)                       # checked in _check_args
     try:
-        classes = list(range(NUM_CLASSES)) if a.cls == "all" else \
-            [NUM_CLASSES] if a.cls in ("none", "uncond", "unconditional") else [parse_class(a.cls)]
+        classes = list(range(NUM_CLASSES)) if a.cls == "all" else [parse_class(a.cls, allow_null=True)]
     except ValueError as e:
         raise UsageError(str(e)) from None
     from .pipeline import Pipeline
     pipe = Pipeline.from_pretrained(a.model_dir, device=a.device)
     T = pipe.schedule.T                   # known once the model is loaded; checked before sampling
-    if a.sampler == "distilled":
-        n = len(pipe.student_timesteps) - 1        # loads the student: a missing one is said here
-        if a.steps > n:
-            raise UsageError(f"argument --steps: the distilled sampler learned the teacher's {n} timesteps, "
-                             f"so 1 to {n} steps ({STUDENT_STEPS} is its default), not {a.steps}")
-    elif a.steps > T:
-        raise UsageError(f"argument --steps: this model has {T} timesteps, so 1 to {T}, not {a.steps}")
+    most, why = pipe.sampler(a.sampler).step_range()     # the student's loads here: a missing one is said
+    if a.steps > most:
+        raise UsageError(f"argument --steps: must be 1 to {most}{why}, not {a.steps}")
     if a.guidance_interval and a.guidance_interval[1] >= T:
         raise UsageError(f"argument --guidance-interval: this model's timesteps are 0 to {T - 1}, "
                          f"not {a.guidance_interval[0]},{a.guidance_interval[1]}")
@@ -209,10 +160,10 @@ def cmd_sample(a):
 def _what_ran(a, s, classes) -> str:
     """Sampler, steps taken and UNet passes per image, as counted during the run (Samples)."""
     steps = f"{s.steps} steps"
-    if a.sampler == "ddpm" and a.steps != s.steps:
-        steps += " (ddpm takes every timestep; --steps does not apply)"
+    if a.steps != s.steps:
+        steps += f" ({a.sampler} takes every timestep; --steps does not apply)"
     guided = s.unet_passes - s.steps                     # a guided step runs the UNet twice
-    if a.sampler == "distilled":
+    if not SAMPLERS[a.sampler].guided:
         how = "no guidance (unconditional)" if classes == [NUM_CLASSES] else \
             "guidance %g for t in [%d, %d] folded into the student" % (DEFAULTS["guidance"], *DEFAULTS["guidance_interval"])
     elif guided == 0:
@@ -291,7 +242,7 @@ def main(argv=None):
                         "classes: " + ", ".join(CLASS_NAMES))
     s.add_argument("--n-per-class", type=_positive_int, default=8)
     s.add_argument("--steps", type=_positive_int,
-                   help=f"sampler steps (default {DEFAULTS['steps']}; {STUDENT_STEPS} for distilled)")
+                   help=f"sampler steps (default {DEFAULTS['steps']}; {SAMPLERS['distilled'].default_steps} for distilled)")
     s.add_argument("--sampler", choices=SAMPLERS, default=DEFAULTS["sampler"],
                    help="dpmpp2m (default), ddim, ddpm (all 1000 steps), or distilled: the few-step student "
                         "with the default guidance folded in")

@@ -168,17 +168,21 @@ def nearest_mean(images: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
     return distances.argmin(1)
 
 
-def parse_class(name_or_index: str | int) -> int:
-    """'Sneaker', 'sneaker', 'ankle boot', 'ankle-boot', '7' -> 7; anything else: ValueError."""
+def parse_class(name_or_index: str | int, allow_null: bool = False) -> int:
+    """'Sneaker', 'sneaker', 'ankle boot', 'ankle-boot', '7' -> 7; with allow_null also 'none',
+    'uncond', 'unconditional' and '10' -> 10, the null class; anything else: ValueError."""
     s = str(name_or_index).strip()
-    if s.isdigit() and int(s) < len(CLASS_NAMES):
+    null = len(CLASS_NAMES)
+    if s.isdigit() and int(s) < null + allow_null:
         return int(s)
+    if allow_null and s.lower() in ("none", "uncond", "unconditional"):
+        return null
     norm = lambda n: "".join(ch for ch in n.lower() if ch.isalnum())
     for i, n in enumerate(CLASS_NAMES):
         if norm(s) in (norm(n), norm(n.split("/")[0])):
             return i
     raise ValueError(f"unknown class {name_or_index!r}: use 0-9 or one of "
-                     + ", ".join(repr(n) for n in CLASS_NAMES))
+                     + ", ".join(repr(n) for n in CLASS_NAMES) + (" or 'none'" if allow_null else ""))
 
 
 class LatentDataset:

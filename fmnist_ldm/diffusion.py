@@ -1,5 +1,6 @@
-"""Noise schedules, the forward process, training targets and the reverse steps, by hand.
-(The samplers that chain the steps, and guidance, live one level up, in sampling.py.)
+"""Noise schedules, the forward process and the training target and loss, by hand.
+(The reverse steps are the samplers', one per file in samplers/; the loop that chains them,
+and guidance, are in sampling.py.)
 
 Notation (Ho et al. 2020): abar_t = prod_{s<=t} (1 - beta_s), t = 0..T-1;
 alpha_t = sqrt(abar_t) (signal), sigma_t = sqrt(1 - abar_t) (noise). Works for any tensor
@@ -115,7 +116,7 @@ def noising_path(schedule: NoiseSchedule, x0, keep, generator=None) -> list:
     keep, out, x = set(int(t) for t in keep), [], x0
     for t in range(max(keep) + 1):
         beta = float(schedule.betas[t])
-        x = math.sqrt(1 - beta) * x + math.sqrt(beta) * _noise_like(x, generator)
+        x = math.sqrt(1 - beta) * x + math.sqrt(beta) * noise_like(x, generator)
         if t in keep:
             out.append(x)
     return out
@@ -153,7 +154,7 @@ def min_snr_weight(snr: torch.Tensor, gamma: float, prediction: str) -> torch.Te
     return snr.clamp(max=gamma) / (snr + 1 if prediction == "v" else snr)
 
 
-def _noise_like(x, generator):
+def noise_like(x, generator=None):
     """Fresh N(0, I) noise shaped like x. `generator` is a torch.Generator on x's device (or None:
     the global RNG), or a callable x -> noise such as device.PerImageNoise, which makes each
     image's noise depend on its seed and index only, not on the batching."""
@@ -162,42 +163,10 @@ def _noise_like(x, generator):
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
-def ddpm_step(schedule, x, x0, t, generator):
-    """Ancestral step t -> t-1 (Ho et al. eq. 6-7): sample the posterior q(x_{t-1} | x_t, x0_hat),
-    mean = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0 + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t,
-    variance = beta_tilde = beta_t (1 - abar_{t-1}) / (1 - abar_t)."""
-    a, a_prev = schedule.abar_at(t), schedule.abar_at(t - 1)
-    beta = float(schedule.betas[t])
-    mean = (math.sqrt(a_prev) * beta * x0 + math.sqrt(1 - beta) * (1 - a_prev) * x) / (1 - a)
-    var = beta * (1 - a_prev) / (1 - a)
-    return mean + math.sqrt(var) * _noise_like(x, generator) if t > 0 else mean
-
-
-def ddim_step(schedule, x, x0, eps, t, t_next, eta, generator):
-    """Song et al. 2021 eq. 12: x_next = sqrt(abar') x0 + sqrt(1 - abar' - s^2) eps + s z,
-    s = eta sqrt((1 - abar') / (1 - abar)) sqrt(1 - abar / abar'). eta = 0: deterministic."""
-    a, a_next = schedule.abar_at(t), schedule.abar_at(t_next)
-    s = eta * math.sqrt((1 - a_next) / (1 - a) * (1 - a / a_next))
-    x_next = math.sqrt(a_next) * x0 + math.sqrt(max(1 - a_next - s * s, 0.0)) * eps
-    return x_next + s * _noise_like(x, generator) if s > 0 else x_next
-
-
-def dpmpp2m_step(schedule, x, x0, t, t_next, prev):
-    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), with lambda = log(alpha / sigma), h the
-    step in lambda and r the ratio of the previous step to this one:
-        D = x0_i                                 on the first step,
-        D = (1 + 1/(2r)) x0_i - 1/(2r) x0_{i-1}  after it (a second-order multistep correction),
-        x_next = (sigma_next / sigma) x - alpha_next (e^{-h} - 1) D.
-    The last step, to sigma = 0, is first order: x_next = x0. `prev` is (x0, h) of the last call."""
-    if t_next < 0:
-        return x0, None
-    lam = lambda a_: 0.5 * math.log(a_ / (1 - a_))
-    a, a_next = schedule.abar_at(t), schedule.abar_at(t_next)
-    h = lam(a_next) - lam(a)
-    if prev is None:
-        d = x0
-    else:
-        r = prev[1] / h
-        d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * prev[0]
-    x_next = math.sqrt((1 - a_next) / (1 - a)) * x - math.sqrt(a_next) * math.expm1(-h) * d
-    return x_next, (x0, h)
+def noised(schedule: NoiseSchedule, x0, t: int, generator=None):
+    """x0 noised to timestep t with fresh noise (q_sample at one integer t), or x0 itself at
+    t = -1, the clean end of every sampler."""
+    if t < 0:
+        return x0
+    a = schedule.abar_at(t)
+    return math.sqrt(a) * x0 + math.sqrt(1 - a) * noise_like(x0, generator)

@@ -1,26 +1,27 @@
 """One object that loads trained weights and turns (classes, sampler, steps, guidance, seed)
 into images, optionally with the whole denoising trajectory. The CLI, the notebooks, the
-benchmarks and the tests all sample through it."""
+benchmarks and the tests all sample through it. Every public method takes and returns CPU
+tensors: the device is internal."""
 from __future__ import annotations
 
 import functools
-import math
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from .data import parse_class, to_model_range, to_uint8
+from . import checks
+from .data import to_model_range, to_uint8
 from .device import NonFiniteError, PerImageNoise, autocast, describe, get_device, precision, randn
 from .diffusion import NoiseSchedule
-from .sampling import DEFAULTS, consistency_sample, ddim_invert, guided_denoiser, sample, student_timesteps
+from .samplers import SAMPLERS, Sampler, make_sampler, sampler_class
+from .samplers.ddim import ddim_invert
+from .sampling import DEFAULTS, GuidedDenoiser, sample
 from .weights import MODEL_DIR, load_pair, load_student
 
-SAMPLERS = ("ddpm", "ddim", "dpmpp2m", "distilled")   # distilled: the few-step student (distill.py)
 STUDENT_FILE = "student.safetensors"
-MAX_SEED = 2**63 - 1   # torch also maps negative seeds, but elsewhere -1 means "random", which we lack
+__all__ = ["Pipeline", "Samples", "DEFAULTS", "MODEL_DIR", "SAMPLERS"]
 
 
 @dataclass
@@ -29,138 +30,10 @@ class Samples:
     labels: torch.Tensor           # int64 [N]; 10 = unconditional
     trajectory: dict | None = None  # "t", "x" (states) and "x0" (predictions), decoded on request
     steps: int | None = None        # sampler steps each image took, counted as the run went
-    unet_passes: float | None = None  # UNet evaluations per image, counted; a guided step is 2
-
-
-def _count_unet_passes(generate):
-    """Around Pipeline.generate: log the batch rows of every UNet call (see _model) and the batches
-    run, and put on the returned Samples what ran, counted rather than computed from the
-    arguments, so that the numbers cannot drift from the samplers: DDPM takes every timestep
-    whatever `steps` says, and a guided step runs the UNet on a doubled batch (conditional and
-    unconditional)."""
-    @functools.wraps(generate)
-    def counted(self, labels, *args, **kwargs):
-        self._unet_log, self._batches = [], 0
-        try:
-            samples = generate(self, labels, *args, **kwargs)
-        finally:
-            log, batches, self._unet_log = self._unet_log, self._batches, None
-        samples.steps = len(log) // batches             # one UNet call per step and batch
-        passes = sum(log) / len(samples.labels)
-        samples.unet_passes = int(passes) if passes.is_integer() else passes
-        return samples
-    return counted
-
-
-def _watch_finite(denoise, seen: list):
-    """denoise, noting after each step whether its guess is finite. The notes stay on the device
-    and are read once, after the run (reading one at every step would wait for the GPU)."""
-    def watched(x, t):
-        x0, eps = denoise(x, t)
-        seen.append((t, torch.isfinite(x0).all()))
-        return x0, eps
-    return watched
-
-
-def _classes(labels, name: str, null: int) -> list[int]:
-    """Classes given as indices, names ('Sneaker'), 'none' (the null class), one or a list, as a list
-    of ints; anything else a ValueError starting with `name`."""
-    what = f"classes 0-{null - 1}, {null} (unconditional) or class names such as 'Sneaker'"
-    if isinstance(labels, (torch.Tensor, np.ndarray)):
-        labels = labels.tolist()                   # then each value is checked like a list's
-    if isinstance(labels, (str, numbers.Integral)):
-        labels = [labels]                          # one image
-    try:
-        items = list(labels)
-    except TypeError:
-        raise ValueError(f"{name} must be a list of {what}, not {labels!r}") from None
-    if not items:
-        raise ValueError(f"{name} is empty: give one class per image ({what})")
-    out = []
-    for v in items:
-        if isinstance(v, torch.Tensor) and v.dim() == 0:
-            v = v.item()
-        if isinstance(v, str):
-            try:
-                v = null if v.strip().lower() in ("none", "unconditional") else parse_class(v)
-            except ValueError as e:
-                raise ValueError(f"{name}: {e}") from None
-        elif isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v <= null:
-            raise ValueError(f"{name} must be {what}, not {v!r}")
-        out.append(int(v))
-    return out
-
-
-def _check_generate_args(pipe, labels, sampler, steps, guidance, guidance_interval, seed, eta,
-                         batch_size, x_start, t_start, negative=None):
-    """generate's arguments, checked before any work: a ValueError that starts with the argument's
-    name and says what it takes, instead of an IndexError from deep inside the UNet, a label 3.7
-    silently truncated to 3, or a NaN guidance scale that turns every image black. Returns the
-    labels as int64, class names (data.parse_class, or 'none') turned into indices, and the
-    negative classes likewise (one per image), or None."""
-    T, null = pipe.schedule.T, pipe.cfg.num_classes
-
-    def whole(name, v, lo, hi, why=""):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not lo <= v <= hi:
-            span = f">= {lo}" if hi == math.inf else f"from {lo} to {hi}"
-            raise ValueError(f"{name} must be a whole number {span}{why}, not {v!r}")
-
-    def real(name, v, lo, hi, what):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and lo <= v <= hi):
-            raise ValueError(f"{name} must be a number {what}, not {v!r}")
-
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {', '.join(map(repr, SAMPLERS))}, not {sampler!r}")
-    if sampler == "distilled":
-        if t_start is not None or x_start is not None:
-            raise ValueError("t_start and x_start do not apply to the distilled sampler (it starts from pure "
-                             "noise); use sampler='ddim' or 'dpmpp2m' to edit an image")
-        n = len(pipe.student_timesteps) - 1
-        whole("steps", steps, 1, n, f" for the distilled sampler (it learned the teacher's {n} timesteps)")
-    else:
-        if t_start is not None:
-            whole("t_start", t_start, 0, T - 1, " (the timestep to start from)")
-        if sampler == "ddpm" or t_start is None:   # DDPM takes every timestep whatever `steps` says
-            whole("steps", steps, 1, T)
-        else:
-            whole("steps", steps, 1, t_start + 1, f" (the timesteps from t_start = {t_start} down)")
-    real("guidance", guidance, 0, math.inf, ">= 0 (1 = no guidance, 0 = the unconditional model)")
-    if guidance_interval is not None:
-        lo_hi = tuple(guidance_interval) if isinstance(guidance_interval, (tuple, list)) else ()
-        if len(lo_hi) != 2 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in lo_hi) \
-                or not 0 <= lo_hi[0] <= lo_hi[1] <= T - 1:
-            raise ValueError(f"guidance_interval must be two whole timesteps LO <= HI in 0..{T - 1} "
-                             f"(or None: guide every step), not {guidance_interval!r}")
-    real("eta", eta, 0, 1, "from 0 (deterministic DDIM) to 1 (as much noise as DDPM)")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be a whole number from 0 to 2**63 - 1, not {seed!r}")
-    whole("batch_size", batch_size, 1, math.inf)
-
-    out = _classes(labels, "labels", null)
-    if negative is not None:
-        if sampler == "distilled":
-            raise ValueError("negative does not apply to the distilled sampler (its guidance is folded in); "
-                             "use sampler='dpmpp2m' or 'ddim'")
-        negative = _classes(negative, "negative", null)
-        if len(negative) == 1:
-            negative = negative * len(out)             # one negative class for every image
-        if len(negative) != len(out):
-            raise ValueError(f"negative must be one class, or one per label ({len(out)}), not {len(negative)}")
-        negative = torch.tensor(negative, dtype=torch.long)
-
-    if x_start is not None:
-        shape = (len(out), *pipe.shape)
-        got = f"{x_start.dtype} {tuple(x_start.shape)}" if isinstance(x_start, torch.Tensor) else type(x_start).__name__
-        if not isinstance(x_start, torch.Tensor) or not x_start.is_floating_point() or tuple(x_start.shape) != shape:
-            raise ValueError(f"x_start must be a float tensor of shape {shape}, one state per label, not {got}")
-        if not torch.isfinite(x_start).all():
-            raise ValueError("x_start holds NaN or infinite values")
-    return torch.tensor(out, dtype=torch.long), negative
+    unet_passes: float | None = None  # network evaluations per image, counted; a guided step is 2
 
 
 class Pipeline:
-    _unet_log = None     # the batch rows of each UNet call while generate runs
-    _batches = 0         # and the batches it ran
     model_dir = None     # where from_pretrained found the weights (and looks for the student)
 
     def __init__(self, unet, cfg, vae=None, device=None, student=None, student_timesteps=None):
@@ -219,8 +92,7 @@ class Pipeline:
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Model-space tensor -> float image in [-1, 1] on the CPU: latents are unscaled and decoded.
-        (Like every public method here it takes and returns CPU tensors: the device is internal.)"""
+        """Model-space tensor -> float image in [-1, 1]: latents are unscaled and decoded."""
         if self.vae is None:
             return z.float().clamp(-1, 1).cpu()
         with autocast(self.device, self.cfg.bf16):
@@ -233,7 +105,8 @@ class Pipeline:
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """float [N,1,28,28] in [-1,1] -> what the UNet diffuses (scaled posterior mean for latents)."""
+        """float [N,1,28,28] in [-1,1] -> what the UNet diffuses: for latents the VAE posterior's
+        mean times the latent scale (unit variance, as the UNet was trained on)."""
         if self.vae is None:
             return images.cpu()
         with autocast(self.device, self.cfg.bf16):
@@ -243,11 +116,17 @@ class Pipeline:
     def reconstruct(self, images_uint8: torch.Tensor, batch: int = 1000) -> torch.Tensor:
         """Real images through the VAE and back (uint8 -> uint8): the best any latent model on
         this VAE can draw, so their FID is the floor for the samples'."""
+        images_uint8 = checks.uint8_images("images", images_uint8)
         return torch.cat([to_uint8(self.decode(self.encode(to_model_range(images_uint8[i:i + batch]))))
                           for i in range(0, len(images_uint8), batch)])
 
+    def sampler(self, name: str, generator=None, eta: float = 0.0) -> Sampler:
+        """A fresh sampler from the registry (samplers.SAMPLERS) for one run; the distilled
+        student's knows the teacher's timesteps it learned."""
+        teacher = self.student_timesteps if sampler_class(name).network == "student" else None
+        return make_sampler(name, self.schedule, generator, eta=eta, teacher_timesteps=teacher)
+
     @torch.no_grad()
-    @_count_unet_passes
     def generate(self, labels, sampler=DEFAULTS["sampler"], steps=DEFAULTS["steps"],
                  guidance=DEFAULTS["guidance"], guidance_interval=DEFAULTS["guidance_interval"],
                  seed: int = 0, eta: float = 0.0, batch_size: int = 250, x_start=None,
@@ -256,63 +135,95 @@ class Pipeline:
         """labels: class per image (0-9, or 10 for unconditional). With x_start/t_start, start from
         a given (e.g. noised real) state at timestep t_start instead of pure noise at T-1.
         negative: a class (or one per image) that guidance steers away from, in place of the
-        unconditional prediction (a negative prompt; sampling.guided_denoiser).
+        unconditional prediction (a negative prompt; sampling.GuidedDenoiser).
         inpaint: (known, keep), the model-space states to keep and where (1) to keep them, one per
         image: made by Pipeline.inpaint, which is the way to call it.
 
         A seed fixes the images on every device and at every batch size: the starting noise is
         drawn at once on the CPU and then moved, and the noise of stochastic steps (DDPM, DDIM
         with eta > 0) comes from one CPU generator per image (device.PerImageNoise).
-        Returns images (uint8), labels and the trajectory on the CPU."""
-        labels, negative = _check_generate_args(self, labels, sampler, steps, guidance, guidance_interval, seed,
-                                                eta, batch_size, x_start, t_start, negative)
-        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        Returns images (uint8), labels, the trajectory, and the steps and network passes per
+        image, counted as the run went."""
+        labels, negative = self._check_generate_args(labels, sampler, steps, guidance, guidance_interval, seed,
+                                                     eta, batch_size, x_start, t_start, negative, inpaint)
         start = randn((len(labels), *self.shape), seed, torch.device("cpu")) if x_start is None else x_start
-        images, trajs = [], []
         chunks = range(0, len(labels), batch_size)
         if progress:
             from .progress import progress as bar
             chunks = bar(chunks, desc="sampling")
+        images, trajs, denoisers = [], [], []
         for i in chunks:
-            self._batches += 1
-            y_cpu = labels[i:i + batch_size]
-            y = y_cpu.to(self.device)
-            x = start[i:i + batch_size].to(self.device).contiguous(memory_format=self.memory_format)
-            noise, seen = PerImageNoise(seed, range(i, i + len(y))), []
-            conditional = bool((y_cpu != self.cfg.num_classes).any())      # read on the CPU: no wait
-            if sampler == "distilled":             # guidance is folded into the student: one pass a step
-                denoise = guided_denoiser(self._student_model, self.schedule, self.cfg.prediction, y,
-                                          conditional=conditional)
-                out = consistency_sample(_watch_finite(denoise, seen), self.schedule, x,
-                                         student_timesteps(self.student_timesteps, steps), noise, return_trajectory)
-            else:
-                neg = None if negative is None else negative[i:i + batch_size].to(self.device)
-                known, keep = (None, None) if inpaint is None else \
-                    (part[i:i + batch_size].to(self.device) for part in inpaint)
-                denoise = guided_denoiser(self._model, self.schedule, self.cfg.prediction, y, guidance,
-                                          guidance_interval, conditional=conditional, negative=neg)
-                out = sample(_watch_finite(denoise, seen), self.schedule, x, sampler, steps, eta, t_start, noise,
-                             return_trajectory, known, keep)
+            part = slice(i, i + batch_size)
+            noise = PerImageNoise(seed, range(i, i + len(labels[part])))
+            run = self.sampler(sampler, noise, eta)
+            denoise = GuidedDenoiser(functools.partial(self._model, net=getattr(self, run.network)),
+                                     self.schedule, self.cfg.prediction, labels[part].to(self.device),
+                                     guidance if run.guided else 1.0, guidance_interval,
+                                     conditional=bool((labels[part] != self.cfg.num_classes).any()),
+                                     negative=None if negative is None else negative[part].to(self.device))
+            known, keep = (None, None) if inpaint is None else (p[part].to(self.device) for p in inpaint)
+            x = start[part].to(self.device).contiguous(memory_format=self.memory_format)
+            out = sample(denoise, self.schedule, x, run, steps, t_start=t_start, generator=noise,
+                         return_trajectory=return_trajectory, known=known, keep=keep)
             if return_trajectory:
                 out, traj = out
                 trajs.append(traj)
-            self._check_finite(seen, out, i, guidance if sampler != "distilled" else None)
+            self._check_finite(denoise.finite, out, i, guidance if run.guided else None)
             images.append(to_uint8(self.decode(out)))
-        traj = None
-        if return_trajectory:
-            traj = {"t": trajs[0]["t"], "x": torch.cat([t["x"].cpu() for t in trajs], 1),
-                    "x0": torch.cat([t["x0"].cpu() for t in trajs], 1)}
-        return Samples(torch.cat(images), labels, traj)
+            denoisers.append(denoise)
+        passes = sum(d.rows for d in denoisers) / len(labels)
+        return Samples(torch.cat(images), labels, _joined(trajs), steps=denoisers[0].calls,
+                       unet_passes=int(passes) if passes.is_integer() else passes)
+
+    def _check_generate_args(self, labels, sampler, steps, guidance, guidance_interval, seed, eta,
+                             batch_size, x_start, t_start, negative, inpaint):
+        """generate's arguments, checked before any work (checks.py). Returns the labels as int64,
+        class names (data.parse_class, or 'none') turned into indices, and the negative classes
+        likewise (one per image), or None."""
+        T, null = self.schedule.T, self.cfg.num_classes
+        spec = sampler_class(sampler)
+        if not spec.edits and (t_start is not None or x_start is not None or inpaint is not None):
+            what = "inpainting does" if t_start is None and x_start is None else "t_start and x_start do"
+            raise ValueError(f"{what} not apply to the {sampler} sampler (it starts from pure noise); "
+                             "use sampler='ddim' or 'dpmpp2m' to edit an image")
+        if t_start is not None:
+            checks.whole("t_start", t_start, 0, T - 1, " (the timestep to start from)")
+        self.sampler(sampler).check_steps(steps, t_start)
+        checks.real("guidance", guidance, 0, float("inf"), ">= 0 (1 = no guidance, 0 = the unconditional model)")
+        if guidance_interval is not None:
+            lo_hi = tuple(guidance_interval) if isinstance(guidance_interval, (tuple, list)) else ()
+            if len(lo_hi) != 2 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in lo_hi) \
+                    or not 0 <= lo_hi[0] <= lo_hi[1] <= T - 1:
+                raise ValueError(f"guidance_interval must be two whole timesteps LO <= HI in 0..{T - 1} "
+                                 f"(or None: guide every step), not {guidance_interval!r}")
+        checks.real("eta", eta, 0, 1, "from 0 (deterministic DDIM) to 1 (as much noise as DDPM)")
+        checks.seed(seed)
+        checks.whole("batch_size", batch_size, 1)
+        out = checks.classes(labels, "labels", null)
+        if negative is not None:
+            if not spec.guided:
+                raise ValueError(f"negative does not apply to the {sampler} sampler (its guidance is folded in); "
+                                 "use sampler='dpmpp2m' or 'ddim'")
+            negative = torch.tensor(checks.one_per_image("negative", checks.classes(negative, "negative", null),
+                                                         len(out), per="label"), dtype=torch.long)
+        if x_start is not None:
+            checks.states("x_start", x_start, (len(out), *self.shape))
+        return torch.tensor(out, dtype=torch.long), negative
 
     def inpaint(self, images_uint8, mask, labels, seed: int = 0, **generate_kwargs) -> Samples:
         """Redraw the masked part of real images, keep the rest: images uint8 [N, 28, 28]; mask
-        bool [N, 28, 28] or one [28, 28] for all, True where to redraw; labels: what to draw there.
-        A latent cell covers 4 x 4 pixels (28 -> 7): it is redrawn if any of its pixels is masked,
-        and kept, as the image's own latent noised to each step's timestep (sampling.sample), if
-        none is. The decoder is not local, so the kept pixels come back close to, not exactly,
-        the originals. generate_kwargs: sampler, steps, guidance, ... as for generate."""
-        images = torch.as_tensor(images_uint8)
-        mask = torch.as_tensor(mask, dtype=torch.bool).expand(images.shape).float()
+        bool [N, 28, 28] or one [28, 28] for all, True where to redraw; labels: what to draw there
+        (one class for all, or one per image). A latent cell covers 4 x 4 pixels (28 -> 7): it is
+        redrawn if any of its pixels is masked, and kept, as the image's own latent noised to each
+        step's timestep (sampling.sample), if none is. The decoder is not local, so the kept pixels
+        come back close to, not exactly, the originals. generate_kwargs: sampler, steps, guidance,
+        ... as for generate."""
+        images = checks.uint8_images("images", images_uint8)
+        mask = checks.pixel_mask("mask", mask, len(images)).float()
+        labels = checks.one_per_image("labels", checks.classes(labels, "labels", self.cfg.num_classes), len(images))
+        taken = {"x_start", "t_start", "inpaint", "labels", "seed"} & set(generate_kwargs)
+        if taken:
+            raise ValueError(f"{sorted(taken)[0]} cannot be given to inpaint: it sets it itself")
         known = self.encode(to_model_range(images))
         redraw = torch.nn.functional.adaptive_max_pool2d(mask[:, None], known.shape[-2:])   # any pixel of a cell
         keep = (1 - redraw).expand_as(known).contiguous()
@@ -320,25 +231,25 @@ class Pipeline:
 
     @torch.no_grad()
     def invert(self, images_uint8, labels, steps: int = 50, batch_size: int = 250) -> torch.Tensor:
-        """DDIM inversion (sampling.ddim_invert): the noise at t = T-1 from which deterministic
+        """DDIM inversion (samplers.ddim.ddim_invert): the noise at t = T-1 from which deterministic
         DDIM with `steps` steps and no guidance draws these images again (up to the inversion's
         error). Start generate(..., sampler="ddim", steps=steps, x_start=noise) from it: with the
-        same labels and guidance 1 to get the image back, with another class to edit it.
-        CPU in, CPU out."""
-        labels = torch.as_tensor(_classes(labels, "labels", self.cfg.num_classes))
-        z0 = self.encode(to_model_range(torch.as_tensor(images_uint8)))
-        if len(labels) == 1:
-            labels = labels.expand(len(z0))
+        same labels and guidance 1 to get the image back, with another class to edit it."""
+        images = checks.uint8_images("images", images_uint8)
+        labels = checks.one_per_image("labels", checks.classes(labels, "labels", self.cfg.num_classes), len(images))
+        checks.whole("steps", steps, 1, self.schedule.T)
+        checks.whole("batch_size", batch_size, 1)
+        z0, labels = self.encode(to_model_range(images)), torch.tensor(labels)
         out = []
         for i in range(0, len(z0), batch_size):
-            y = labels[i:i + batch_size].to(self.device)
-            denoise = guided_denoiser(self._model, self.schedule, self.cfg.prediction, y, conditional=True)
+            denoise = GuidedDenoiser(self._model, self.schedule, self.cfg.prediction,
+                                     labels[i:i + batch_size].to(self.device), conditional=True)
             out.append(ddim_invert(denoise, self.schedule, z0[i:i + batch_size].to(self.device), steps).float().cpu())
         return torch.cat(out)
 
     def _check_finite(self, seen, out, first: int, guidance) -> None:
-        """Stop at the first step whose guess went NaN or inf (see _watch_finite), saying where and
-        what to try, instead of decoding it into black images."""
+        """Stop at the first step whose guess went NaN or inf (GuidedDenoiser.finite), saying where
+        and what to try, instead of decoding it into black images."""
         ok = torch.stack([f for _, f in seen] + [torch.isfinite(out).all()]).cpu()    # one wait
         if ok.all():
             return
@@ -352,11 +263,15 @@ class Pipeline:
                              f"({dtype} on {self.device.type}): try " + (" or ".join(tries) or
                              "other weights (these may be broken: retrain, or git checkout model/)"))
 
-    def _model(self, x, t, y, unet=None):
-        if self._unet_log is not None:
-            self._unet_log.append(x.shape[0])
+    def _model(self, x, t, y, net=None):
+        """One network pass under the device's autocast: the UNet, or `net` (the student)."""
         with autocast(self.device, self.cfg.bf16):
-            return (self.unet if unet is None else unet)(x, t, y)
+            return (self.unet if net is None else net)(x, t, y)
 
-    def _student_model(self, x, t, y):
-        return self._model(x, t, y, self._student)
+
+def _joined(trajs: list) -> dict | None:
+    """The batches' trajectories as one, on the CPU."""
+    if not trajs:
+        return None
+    return {"t": trajs[0]["t"], "x": torch.cat([t["x"].cpu() for t in trajs], 1),
+            "x0": torch.cat([t["x0"].cpu() for t in trajs], 1)}

@@ -100,14 +100,15 @@ show(pipe.generate([c for c in range(pipe.cfg.num_classes) for _ in range(6)], s
 # combination, the guess $(\hat z_0, \hat\varepsilon)$ from the guided $\hat v$ (notebook 04), then
 # one deterministic DDIM step to the next timestep (Song et al. eq. 12, $\eta = 0$) and one ancestral
 # DDPM step (Ho et al. eq. 6-7: sample the posterior $q(z_{t-1} \mid z_t, \hat z_0)$). Each is checked
-# against the library's `guided_denoiser`, `ddim_step` and `ddpm_step`, which every sampler here uses.
+# against the library's `GuidedDenoiser`, `ddim_step` and `ddpm_step`, which every sampler here uses.
 # The library makes the two UNet calls one call on a doubled batch (the images with their class,
 # then with the null class): one call, two network passes per image. The sampler section counts both.
 
 # %% tags=["nbval-check-output"]
 from torch.testing import assert_close
-from fmnist_ldm.diffusion import ddim_step, ddpm_step
-from fmnist_ldm.sampling import guided_denoiser
+from fmnist_ldm.samplers.ddim import ddim_step
+from fmnist_ldm.samplers.ddpm import ddpm_step
+from fmnist_ldm.sampling import GuidedDenoiser
 hand = Pipeline.from_pretrained(device="cpu")        # by hand: the shipped models and every tensor on the CPU
 S, w, t, t_next = hand.schedule, DEFAULTS["guidance"], 499, 449
 y = torch.tensor([6, 7])                                             # Shirt, Sneaker
@@ -126,12 +127,12 @@ mean = (math.sqrt(a_prev) * beta * z0_hat + math.sqrt(1 - beta) * (1 - a_prev) *
 z_ddpm = mean + math.sqrt(beta * (1 - a_prev) / (1 - a)) * noise
 
 with torch.no_grad():
-    lib_z0, lib_eps = guided_denoiser(hand.unet, S, hand.cfg.prediction, y, w, DEFAULTS["guidance_interval"])(z_t, t)
+    lib_z0, lib_eps = GuidedDenoiser(hand.unet, S, hand.cfg.prediction, y, w, DEFAULTS["guidance_interval"])(z_t, t)
 close = dict(rtol=1e-4, atol=1e-4)        # the library runs both UNet calls as one batch, which may round differently
 assert_close((z0_hat, eps_hat), (lib_z0, lib_eps), **close)
 assert_close(z_ddim, ddim_step(S, z_t, lib_z0, lib_eps, t, t_next, 0.0, None), **close)
 assert_close(z_ddpm, ddpm_step(S, z_t, lib_z0, t, lambda like: noise), **close)
-print("guidance, DDIM step and DDPM step == fmnist_ldm.diffusion's guided_denoiser, ddim_step, ddpm_step")
+print("guidance, DDIM step and DDPM step == the library's GuidedDenoiser, ddim_step, ddpm_step")
 
 # %% [markdown]
 # Guidance earns its keep on the classes the model confuses. Below, **Shirt**, easily taken for a
@@ -532,7 +533,7 @@ W.interact(lambda s_weight: show(between(s_weight, slerp(a, b, s_weight)), 1, f"
 # %% [markdown]
 # ### DDIM inversion: from a real image back to its noise
 # Deterministic DDIM ($\eta = 0$) is an ODE: run it backwards from a real image's latent and you
-# get the noise it would have come from (`sampling.ddim_invert`: the DDIM step read the other way,
+# get the noise it would have come from (`samplers.ddim.ddim_invert`: the DDIM step read the other way,
 # with the model's $\hat\varepsilon$ taken one step ahead, which is what makes it approximate).
 # Sampling from that noise with the same steps and no guidance gives the image back; sampling
 # from it **as another class** edits it, keeping what the noise encodes (pose, size, brightness).

@@ -57,7 +57,8 @@ from torch.testing import assert_close
 from fmnist_ldm.data import load_fashion_mnist, to_uint8
 from fmnist_ldm.distill import (collect_trajectories, distill_loss, distill_preset, rows_to_markdown,
                                 student_recipe, teacher_vs_student, train_student)
-from fmnist_ldm.sampling import consistency_sample, student_timesteps
+from fmnist_ldm.samplers.consistency import Consistency, student_timesteps
+from fmnist_ldm.sampling import sample
 from fmnist_ldm.metrics import evaluate_samples, load_judge
 from fmnist_ldm.course.notebook import notebook_mode, notebook_preset
 from fmnist_ldm.pipeline import DEFAULTS, Pipeline
@@ -220,7 +221,7 @@ print(f"the moving average of eq. (1) went from {smooth[0]:.4f} to {smooth[-1]:.
 # ## Sampling in a few steps
 # The student's guess is meant to be a whole garment already, so one pass from pure noise gives an
 # image: the one-step sampler, by hand with the shipped student, checked against the library's
-# `consistency_sample`:
+# sampler for the student, `Consistency` (in `fmnist_ldm/samplers/consistency.py`, beside the others):
 
 # %% tags=["nbval-check-output"]
 y = torch.tensor(classes)
@@ -228,8 +229,8 @@ noise = [torch.randn(10, *hand.shape, generator=torch.Generator().manual_seed(i)
 f = lambda z, t: S.split(hand.student(z, torch.full((10,), t), y), z, torch.full((10,), t), hand.cfg.prediction)
 with torch.no_grad():
     one_step = f(noise[0], 999)[0]                                 # one pass from pure noise at t = 999
-    assert_close(one_step, consistency_sample(f, S, noise[0], [999]))
-print("one step by hand == fmnist_ldm.sampling.consistency_sample with one timestep")
+    assert_close(one_step, sample(f, S, noise[0], Consistency(S, teacher_timesteps=runs.timesteps), steps=1))
+print("one step by hand == the library's Consistency sampler at one step")
 
 # %% [markdown]
 # With more steps (Song et al. 2023, Algorithm 1), the sampler noises the guess back to a lower
@@ -248,7 +249,8 @@ print("one step by hand == fmnist_ldm.sampling.consistency_sample with one times
 ts = student_timesteps(runs.timesteps, 4)
 fresh = iter(noise[1:])
 with torch.no_grad():
-    last, trace = consistency_sample(f, S, noise[0], ts, lambda like: next(fresh), return_trajectory=True)
+    student = Consistency(S, lambda like: next(fresh), teacher_timesteps=runs.timesteps)
+    last, trace = sample(f, S, noise[0], student, steps=4, return_trajectory=True)
 sneaker = classes.index(7)
 show(to_uint8(hand.decode(torch.cat([trace["x"][:len(ts), sneaker], trace["x0"][:, sneaker]]))), len(ts),
      "the shipped student, 4 steps, a sneaker: t = " + ", ".join(map(str, ts)), ["state z_t", "student's guess"])

@@ -2,7 +2,7 @@
 solution cells hold the same), and one typical mistake each with a word its hint must contain."""
 import torch
 
-from fmnist_ldm.diffusion import ddim_step
+from fmnist_ldm.samplers.ddim import ddim_step
 
 
 def _ddim(denoise, schedule, x, steps, last=None):

@@ -9,7 +9,8 @@ from fmnist_ldm.config import NUM_CLASSES
 from fmnist_ldm.data import load_fashion_mnist, to_model_range
 from fmnist_ldm.diffusion import NoiseSchedule
 from fmnist_ldm.pipeline import Pipeline
-from fmnist_ldm.sampling import ddim_invert, guided_denoiser, sample, slerp
+from fmnist_ldm.samplers.ddim import ddim_invert
+from fmnist_ldm.sampling import GuidedDenoiser, sample, slerp
 
 
 class ClassModel(torch.nn.Module):
@@ -22,14 +23,14 @@ class ClassModel(torch.nn.Module):
 def test_a_negative_null_class_is_exactly_cfg():
     schedule, x = NoiseSchedule(), torch.randn(3, 4, 7, 7, generator=torch.Generator().manual_seed(0))
     y = torch.tensor([1, 6, 8])
-    plain = guided_denoiser(ClassModel(), schedule, "v", y, 5.0)(x, 500)
-    null = guided_denoiser(ClassModel(), schedule, "v", y, 5.0, negative=torch.full_like(y, NUM_CLASSES))(x, 500)
+    plain = GuidedDenoiser(ClassModel(), schedule, "v", y, 5.0)(x, 500)
+    null = GuidedDenoiser(ClassModel(), schedule, "v", y, 5.0, negative=torch.full_like(y, NUM_CLASSES))(x, 500)
     assert all(torch.equal(a, b) for a, b in zip(plain, null))
-    away = guided_denoiser(ClassModel(), schedule, "v", y, 5.0, negative=torch.tensor([0, 0, 0]))(x, 500)
+    away = GuidedDenoiser(ClassModel(), schedule, "v", y, 5.0, negative=torch.tensor([0, 0, 0]))(x, 500)
     assert not torch.equal(plain[0], away[0])
     # out = neg + w (cond - neg): with the negative the same as the class, guidance cancels out
-    same = guided_denoiser(ClassModel(), schedule, "v", y, 5.0, negative=y)(x, 500)
-    unguided = guided_denoiser(ClassModel(), schedule, "v", y, 1.0)(x, 500)
+    same = GuidedDenoiser(ClassModel(), schedule, "v", y, 5.0, negative=y)(x, 500)
+    unguided = GuidedDenoiser(ClassModel(), schedule, "v", y, 1.0)(x, 500)
     torch.testing.assert_close(same, unguided)
 
 
@@ -66,7 +67,7 @@ def test_inpainting_ends_with_the_kept_cells_equal_to_the_known_ones(sampler):
     known = torch.randn(2, 4, 7, 7, generator=gen)
     keep = torch.zeros(2, 4, 7, 7)
     keep[:, :, :3] = 1                                         # keep the top three rows of cells
-    denoise = guided_denoiser(ClassModel(), schedule, "v", torch.tensor([2, 5]), 3.0)
+    denoise = GuidedDenoiser(ClassModel(), schedule, "v", torch.tensor([2, 5]), 3.0)
     x = torch.randn(2, 4, 7, 7, generator=gen)
     out = sample(denoise, schedule, x, sampler, 6, generator=torch.Generator().manual_seed(2), known=known, keep=keep)
     assert torch.equal(out[keep == 1], known[keep == 1])
@@ -104,7 +105,7 @@ def test_slerp_keeps_the_endpoints_and_the_norm():
 def test_ddim_inversion_of_a_linear_model_is_close_to_exact():
     """The DDIM ODE of a linear denoiser changes slowly: inversion then sampling returns x0."""
     schedule, x0 = NoiseSchedule(), torch.randn(4, 4, 7, 7, generator=torch.Generator().manual_seed(3))
-    denoise = guided_denoiser(ClassModel(), schedule, "v", torch.tensor([1, 2, 3, 4]))
+    denoise = GuidedDenoiser(ClassModel(), schedule, "v", torch.tensor([1, 2, 3, 4]))
     for steps, tol in ((50, 0.05), (200, 0.015)):
         noise = ddim_invert(denoise, schedule, x0, steps)
         back = sample(denoise, schedule, noise, "ddim", steps)

@@ -30,9 +30,9 @@ def paths(tmp_path, tiny_model_dir):
 SAMPLE_CASES = [
     ("steps 0", ["--steps", "0"], "argument --steps: must be at least 1, not 0", "load"),
     ("steps 2.5", ["--steps", "2.5"], "argument --steps: '2.5' is not a whole number", "load"),
-    ("steps 1001", ["--steps", "1001"], "argument --steps: this model has 1000 timesteps, so 1 to 1000, not 1001", "sample"),
-    ("ddim steps 1001", ["--sampler", "ddim", "--steps", "1001"], "so 1 to 1000, not 1001", "sample"),
-    ("ddpm steps 1001", ["--sampler", "ddpm", "--steps", "1001"], "so 1 to 1000, not 1001", "sample"),
+    ("steps 1001", ["--steps", "1001"], "argument --steps: must be 1 to 1000 (this model has 1000 timesteps), not 1001", "sample"),
+    ("ddim steps 1001", ["--sampler", "ddim", "--steps", "1001"], "1 to 1000 (this model has 1000 timesteps), not 1001", "sample"),
+    ("ddpm steps 1001", ["--sampler", "ddpm", "--steps", "1001"], "1 to 1000 (this model has 1000 timesteps), not 1001", "sample"),
     ("unknown sampler", ["--sampler", "euler"], "argument --sampler: invalid choice: 'euler'", "load"),
     ("guidance -1", ["--guidance", "-1"], "argument --guidance: must be a number >= 0", "load"),
     ("guidance nan", ["--guidance", "nan"], "argument --guidance: must be a number >= 0", "load"),

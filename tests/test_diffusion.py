@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fmnist_ldm.diffusion import NoiseSchedule
-from fmnist_ldm.sampling import guided_denoiser, sample
+from fmnist_ldm.sampling import GuidedDenoiser, sample
 
 diffusers = pytest.importorskip("diffusers")
 DIFFUSERS_SCHEDULE = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
@@ -236,10 +236,10 @@ def test_guidance_combines_conditional_and_unconditional():
     y = torch.tensor([2, 4])
     x = torch.zeros(2, 1, 2, 2)
     # out = uncond + w (cond - uncond) = 10 + 3 (y - 10); eps = sqrt(1-abar) x + sqrt(abar) out for v
-    _, eps = guided_denoiser(Toy(), s, "v", y, guidance=3.0)(x, 500)
+    _, eps = GuidedDenoiser(Toy(), s, "v", y, guidance=3.0)(x, 500)
     expected = math.sqrt(s.abar_at(500)) * (10 + 3 * (y.float() - 10))
     torch.testing.assert_close(eps[:, 0, 0, 0], expected)
-    _, eps_out = guided_denoiser(Toy(), s, "v", y, guidance=3.0, interval=(600, 900))(x, 500)
+    _, eps_out = GuidedDenoiser(Toy(), s, "v", y, guidance=3.0, interval=(600, 900))(x, 500)
     torch.testing.assert_close(eps_out[:, 0, 0, 0], math.sqrt(s.abar_at(500)) * y.float())
 
 

@@ -9,7 +9,8 @@ from fmnist_ldm.config import preset
 from fmnist_ldm.diffusion import NoiseSchedule
 from fmnist_ldm.distill import DistillConfig, Trajectories, collect_trajectories, distill, distill_preset
 from fmnist_ldm.pipeline import Pipeline
-from fmnist_ldm.sampling import consistency_sample, sample, student_timesteps
+from fmnist_ldm.samplers.consistency import Consistency, student_timesteps
+from fmnist_ldm.sampling import sample
 from fmnist_ldm.weights import WeightsError, load_student, save_weights
 
 MU, S = 0.7, 0.4          # the data: every entry ~ N(MU, S^2), independently
@@ -65,7 +66,7 @@ def test_consistency_sampling_with_the_exact_end_point_map_recovers_the_gaussian
     gen = torch.Generator().manual_seed(1)
     for steps in (1, 2, 4, 8):
         x = torch.randn(50_000, 1, 1, 1, generator=gen, dtype=torch.float64)
-        out = consistency_sample(exact_end_point, SCHEDULE, x, student_timesteps(SCHEDULE.timesteps(20), steps), gen)
+        out = sample(exact_end_point, SCHEDULE, x, Consistency(SCHEDULE, gen, SCHEDULE.timesteps(20)), steps)
         assert abs(out.mean() - MU) < 0.01 and abs(out.std() - S) < 0.01, (steps, out.mean(), out.std())
 
 
@@ -84,12 +85,12 @@ def test_a_student_distilled_from_a_gaussian_teacher_recovers_the_gaussian(tmp_p
     for steps in (1, 4):
         x = torch.randn(20_000, 1, 1, 1, generator=gen)
         with torch.no_grad():
-            out = consistency_sample(denoise, SCHEDULE, x, student_timesteps(data.timesteps, steps), gen)
+            out = sample(denoise, SCHEDULE, x, Consistency(SCHEDULE, gen, data.timesteps), steps)
         assert abs(out.mean() - MU) < 0.03 and abs(out.std() / S - 1) < 0.05, (steps, out.mean(), out.std())
     # and one step of the student lands where 20 teacher steps land from the same noise
     x = data.states[:200, 0]
     with torch.no_grad():
-        one = consistency_sample(denoise, SCHEDULE, x, [999])
+        one = sample(denoise, SCHEDULE, x, Consistency(SCHEDULE, teacher_timesteps=data.timesteps), 1)
     assert (one - data.states[:200, -1]).abs().max() < 0.05
 
 
@@ -185,7 +186,7 @@ def test_a_student_of_another_vae_or_none_at_all_is_refused(tiny_model_dir, tiny
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--steps", "21"], "so 1 to 20 steps (4 is its default), not 21"),
+    (["--steps", "21"], "1 to 20 for the distilled sampler (it learned the teacher's 20 timesteps), not 21"),
     (["--guidance", "3"], "--guidance and --guidance-interval do not apply to --sampler distilled"),
     (["--guidance-interval", "none"], "do not apply to --sampler distilled"),
 ])

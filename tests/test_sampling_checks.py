@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fmnist_ldm.data import to_uint8
-from fmnist_ldm.sampling import guided_denoiser
+from fmnist_ldm.sampling import GuidedDenoiser
 from fmnist_ldm.pipeline import Pipeline
 
 
@@ -46,7 +46,7 @@ def test_trajectory_ends_where_an_independent_last_step_lands(pipe, sampler):
     s = pipe.generate(labels, return_trajectory=True, **kw)
     x, ts = s.trajectory["x"], s.trajectory["t"]
     assert ts[-1] == -1 and x.shape[:2] == (len(ts), 3)
-    denoise = guided_denoiser(pipe._model, pipe.schedule, pipe.cfg.prediction, torch.tensor(labels), 3.0)
+    denoise = GuidedDenoiser(pipe._model, pipe.schedule, pipe.cfg.prediction, torch.tensor(labels), 3.0)
     x0_hat, _ = denoise(x[-2], ts[-2])
     torch.testing.assert_close(x[-1], x0_hat, rtol=1e-4, atol=1e-4)
     assert torch.equal(to_uint8(pipe.decode(x[-1])), s.images)

@@ -6,7 +6,8 @@ import math
 import torch
 
 from ...diffusion import NoiseSchedule
-from ...sampling import ddim_invert_step, guided_denoiser
+from ...samplers.ddim import ddim_invert_step
+from ...sampling import GuidedDenoiser
 from .grading import gen, grade
 
 __all__ = ["check_interval_guidance", "check_majority_cells", "check_ddim_invert_step"]
@@ -15,14 +16,14 @@ AXES = ("image", "channel", "row", "column")
 
 
 def _library_interval_guidance(v_cond, v_null, t, w, interval):
-    """The library's rule, image by image: sampling.guided_denoiser on a stand-in model that
+    """The library's rule, image by image: sampling.GuidedDenoiser on a stand-in model that
     answers v_cond for the class and v_null for the null class. With prediction "eps" its eps_hat
     is the guided output itself."""
     schedule, out = NoiseSchedule("cosine", 1000), []
     for i in range(len(t)):
         def model(x, tt, y, i=i):
             return torch.where((y == 10).view(-1, 1, 1, 1), v_null[i:i + 1], v_cond[i:i + 1])
-        denoise = guided_denoiser(model, schedule, "eps", torch.tensor([3]), w, interval)
+        denoise = GuidedDenoiser(model, schedule, "eps", torch.tensor([3]), w, interval)
         out.append(denoise(torch.zeros_like(v_cond[i:i + 1]), int(t[i]))[1])
     return torch.cat(out)
 
@@ -68,7 +69,7 @@ def check_majority_cells(fn) -> bool:
 
 
 def check_ddim_invert_step(fn) -> bool:
-    """fn(x, eps_hat, abar, abar_next) -> x at the noisier level abar_next (sampling.ddim_invert_step):
+    """fn(x, eps_hat, abar, abar_next) -> x at the noisier level abar_next (samplers.ddim.ddim_invert_step):
     x0_hat = (x - sqrt(1 - abar) eps) / sqrt(abar), then sqrt(abar_next) x0_hat + sqrt(1 - abar_next) eps."""
     sched = NoiseSchedule("cosine", 1000)
     g = gen(8)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ...diffusion import NoiseSchedule, ddim_step, min_snr_weight
+from ...diffusion import NoiseSchedule, min_snr_weight
+from ...samplers.ddim import ddim_step
 from ...sampling import sample
 from .grading import gen, grade
 

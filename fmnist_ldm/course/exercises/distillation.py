@@ -6,7 +6,8 @@ import math
 import torch
 
 from ...diffusion import NoiseSchedule
-from ...sampling import consistency_sample
+from ...samplers.consistency import Consistency
+from ...sampling import sample
 from .grading import gen, grade
 
 __all__ = ["check_consistency_sampling", "check_v_target", "check_consistency_gap"]
@@ -29,8 +30,8 @@ def check_consistency_sampling(fn) -> bool:
     ts = [999, 700, 350, 120]                        # 4 steps, not evenly spaced
     noise = [torch.randn(5, 3, 6, 7, generator=g) for _ in ts]
     fresh = iter(noise[1:])
-    expected = consistency_sample(lambda z, t: (_toy_student(z, t), None), SCHEDULE, noise[0], ts,
-                                  lambda like: next(fresh))
+    student = Consistency(SCHEDULE, lambda like: next(fresh), teacher_timesteps=ts + [-1])   # every one of ts
+    expected = sample(lambda z, t: (_toy_student(z, t), None), SCHEDULE, noise[0], student, steps=len(ts))
     f, a = _toy_student, SCHEDULE.abar_at
 
     def loop(renoise, noises=noise[1:], abar_ts=ts[1:], last_state=False):
