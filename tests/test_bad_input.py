@@ -220,3 +220,94 @@ def test_every_step_count_from_1_to_1000_works(cheap_pipe, sampler, steps):
     s = cheap_pipe.generate([3], sampler=sampler, steps=steps, return_trajectory=True)
     assert s.steps == (1000 if sampler == "ddpm" else steps)
     assert len(s.trajectory["t"]) == s.steps + 1 and torch.isfinite(s.trajectory["x"]).all()
+
+
+# --- the newer entry points refuse the same way: inpaint, invert, slerp, reconstruct ---
+
+IMAGES = torch.zeros(3, 28, 28, dtype=torch.uint8)
+MASK = torch.zeros(28, 28, dtype=torch.bool)
+MASK[:14] = True
+IMAGE_CASES = [
+    ("images", dict(images=torch.zeros(3, 28, 28))),                     # float, not uint8
+    ("images", dict(images=torch.zeros(3, 1, 28, 28, dtype=torch.uint8))),
+    ("images", dict(images=torch.zeros(3, 14, 14, dtype=torch.uint8))),
+    ("images", dict(images=torch.zeros(0, 28, 28, dtype=torch.uint8))),
+    ("images", dict(images=[[0] * 28] * 28)),
+    ("labels", dict(labels=[1, 2])),                                      # 3 images
+    ("labels", dict(labels=["sock"])),
+    ("labels", dict(labels=[11])),
+    ("labels", dict(labels=[])),
+]
+INPAINT_CASES = IMAGE_CASES + [
+    ("mask", dict(mask=torch.zeros(28, 28, dtype=torch.bool))),          # nothing to redraw
+    ("mask", dict(mask=torch.ones(27, 28, dtype=torch.bool))),
+    ("mask", dict(mask=torch.ones(2, 28, 28, dtype=torch.bool))),         # 3 images
+    ("mask", dict(mask=torch.full((28, 28), 0.5))),
+    ("mask", dict(mask=torch.full((28, 28), 2))),
+    ("mask", dict(mask="top half")),
+    ("inpainting", dict(sampler="distilled")),
+    ("steps", dict(steps=0)),
+    ("guidance", dict(guidance=float("nan"))),
+    ("x_start", dict(x_start=torch.zeros(3, 4, 7, 7))),
+    ("seed", dict(seed=-1)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", INPAINT_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(INPAINT_CASES)])
+def test_inpaint_refuses_with_a_value_error_naming_the_argument(monkeypatch, cheap_pipe, name, kwargs):
+    monkeypatch.setattr(Pipeline, "_model", _forbidden)
+    args, kwargs = dict(images=IMAGES, mask=MASK, labels=[3]), dict(kwargs)
+    args.update((k, kwargs.pop(k)) for k in list(kwargs) if k in args)
+    with pytest.raises(ValueError) as e:
+        cheap_pipe.inpaint(args["images"], args["mask"], args["labels"], **kwargs)
+    assert str(e.value).startswith(name) and "\n" not in str(e.value), str(e.value)
+
+
+INVERT_CASES = IMAGE_CASES + [("steps", dict(steps=0)), ("steps", dict(steps=1001)), ("steps", dict(steps=2.5)),
+                              ("batch_size", dict(batch_size=0))]
+
+
+@pytest.mark.parametrize("name,kwargs", INVERT_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(INVERT_CASES)])
+def test_invert_refuses_with_a_value_error_naming_the_argument(monkeypatch, cheap_pipe, name, kwargs):
+    monkeypatch.setattr(Pipeline, "_model", _forbidden)
+    args, kwargs = dict(images=IMAGES, labels=[3]), dict(kwargs)
+    args.update((k, kwargs.pop(k)) for k in list(kwargs) if k in args)
+    with pytest.raises(ValueError) as e:
+        cheap_pipe.invert(args["images"], args["labels"], **kwargs)
+    assert str(e.value).startswith(name) and "\n" not in str(e.value), str(e.value)
+
+
+def test_inpaint_and_invert_take_one_label_for_all_and_numpy_images(cheap_pipe):
+    one = cheap_pipe.inpaint(IMAGES.numpy(), MASK.numpy(), "Sneaker", steps=2)
+    assert one.labels.tolist() == [7, 7, 7] and one.images.shape == (3, 28, 28)
+    assert cheap_pipe.invert(IMAGES.numpy(), 7, steps=2).shape == (3, *cheap_pipe.shape)
+
+
+A, B = torch.randn(2, 4, 7, 7), torch.randn(2, 4, 7, 7)
+SLERP_CASES = [
+    ("a", dict(a=torch.zeros(2, 4, 7, 7))),                 # no angle to an all-zero noise
+    ("a", dict(a=torch.full((2, 4, 7, 7), float("nan")))),
+    ("a", dict(a=torch.zeros(2, 4, 7, 7, dtype=torch.long))),
+    ("a", dict(a=torch.randn(4))),                           # not a batch
+    ("b", dict(b=[1.0, 2.0])),
+    ("a and b", dict(b=torch.randn(3, 4, 7, 7))),
+    ("w", dict(w=1.5)),
+    ("w", dict(w=float("nan"))),
+    ("w", dict(w=torch.tensor([0.1, 0.2, 0.3]))),            # 2 noises
+    ("w", dict(w="half")),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", SLERP_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(SLERP_CASES)])
+def test_slerp_refuses_with_a_value_error_naming_the_argument(name, kwargs):
+    from fmnist_ldm.sampling import slerp
+    args = dict(a=A, b=B, w=0.5)
+    args.update(kwargs)
+    with pytest.raises(ValueError) as e:
+        slerp(**args)
+    assert str(e.value).startswith(name) and "\n" not in str(e.value), str(e.value)
+
+
+def test_negative_none_is_plain_guidance(cheap_cli, capsys, tmp_path):
+    out = cheap_cli(capsys, tmp_path, "--class", "Shirt", "--negative", "none", "--steps", "3")
+    assert "away from" not in out and "guidance 5" in out, out
