@@ -311,3 +311,23 @@ def test_slerp_refuses_with_a_value_error_naming_the_argument(name, kwargs):
 def test_negative_none_is_plain_guidance(cheap_cli, capsys, tmp_path):
     out = cheap_cli(capsys, tmp_path, "--class", "Shirt", "--negative", "none", "--steps", "3")
     assert "away from" not in out and "guidance 5" in out, out
+
+
+@pytest.mark.parametrize("name,content,needle", [
+    ("missing.ipynb", None, "does not exist"),
+    ("junk.ipynb", "junk", "is not a readable notebook (NotJSONError"),
+    ("cells.ipynb", '{"cells": 5}', "is not a readable notebook"),
+    ("notes.txt", "text", "is not a notebook: give a .ipynb file"),
+    ("folder", "dir", "is a folder"),
+])
+def test_record_refuses_what_is_not_a_notebook_in_one_line(capsys, tmp_path, name, content, needle):
+    from fmnist_ldm.course.record import main as record
+    path = tmp_path / name
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_text(content)
+    for argv in ([str(path)], ["--check", str(path)]):
+        assert record(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and needle in err, err

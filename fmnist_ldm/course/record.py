@@ -318,12 +318,33 @@ def record(path: Path, mode: str, machine: str) -> tuple[list[str], float]:
     return problems, seconds
 
 
+def unreadable(path: Path) -> str | None:
+    """Why `path` names no notebook this command can record or check (one line), or None."""
+    if path.is_dir():
+        return f"{path} is a folder: name notebooks (e.g. {path / '01_data.ipynb'}), or none for all of them"
+    if path.suffix not in (".ipynb", ".py"):
+        return f"{path} is not a notebook: give a .ipynb file or its .py twin"
+    nb = path.with_suffix(".ipynb")
+    if not nb.is_file():
+        return f"{nb} does not exist"
+    try:
+        nbformat.validate(nbformat.read(nb, as_version=4))
+    except Exception as e:         # nbformat raises many kinds (NotJSONError, ValidationError, TypeError, ...)
+        first = (str(e).strip().splitlines() or [""])[0][:120]
+        return f"{nb} is not a readable notebook ({type(e).__name__}: {first}); restore it, e.g. with git checkout"
+    return None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fmnist_ldm.record", description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=("fast", "full"), help="default: full on a CUDA GPU, else fast")
     parser.add_argument("--check", action="store_true", help="run nothing: check the outputs (what CI does)")
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/0*.ipynb")
     args = parser.parse_args(argv)
+    bad = [why for p in args.notebooks if (why := unreadable(p))]
+    if bad:                                            # before any work: nothing removed, nothing run
+        print(f"error: {bad[0]}", file=sys.stderr)
+        return 2
     paths = [p.with_suffix(".ipynb") for p in args.notebooks] or sorted((ROOT / "notebooks").glob("0*.ipynb"))
     if args.check:
         problems = [q for p in paths for q in check(p)] + check_together(paths)
