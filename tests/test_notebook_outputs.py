@@ -4,7 +4,7 @@ must. FMNIST_LDM_NOTEBOOKS=<folder> checks another folder's notebooks (e.g. exec
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from fmnist_ldm.course import record
+from fmnist_ldm.course import clean_outputs, record
 
 NOTEBOOKS = sorted(record.notebook_dir().glob("0*.ipynb"))
 
@@ -77,7 +77,7 @@ def test_cleaning_keeps_what_a_reader_should_see(tmp_path):
     )
     nb.metadata.widgets = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     nb.cells[1].metadata.execution = {"iopub.execute_input": "2026-12-01T12:00:00Z"}
-    record.clean(nb, record.ROOT / "notebooks")
+    clean_outputs.clean(nb, record.ROOT / "notebooks")
     assert "widgets" not in nb.metadata and "execution" not in nb.cells[1].metadata
     assert [o.text for o in nb.cells[1].outputs] == ["100%|##########| 2/2 [00:01]\ndone\n"]
     assert [o.data for o in nb.cells[2].outputs] == [{"text/plain": "saved to runs/a.png and ../model"}]
@@ -86,7 +86,7 @@ def test_cleaning_keeps_what_a_reader_should_see(tmp_path):
 
 def test_a_widget_keeps_its_text_when_it_says_something():
     nb = _executed([new_output("display_data", data={record.WIDGET: {"model_id": "abc"}, "text/plain": "Bag, step 20/20"})])
-    record.clean(nb, record.ROOT / "notebooks")
+    clean_outputs.clean(nb, record.ROOT / "notebooks")
     assert [o.data for o in nb.cells[1].outputs] == [{"text/plain": "Bag, step 20/20"}]
 
 
@@ -101,9 +101,9 @@ def test_figures_are_made_smaller_but_not_smaller_than_they_read(tmp_path):
     wide.save(buf, "PNG")
     nb = _executed([new_output("display_data", data={"image/png": base64.b64encode(buf.getvalue()).decode(),
                                                       "text/plain": "<Figure size 2000x400 with 1 Axes>"})])
-    record.clean(nb, record.ROOT / "notebooks")
+    clean_outputs.clean(nb, record.ROOT / "notebooks")
     img = Image.open(io.BytesIO(base64.b64decode(nb.cells[1].outputs[0].data["image/png"])))
-    assert img.size == (record.PNG_MAX_WIDTH, 280)
+    assert img.size == (clean_outputs.PNG_MAX_WIDTH, 280)
     assert img.convert("RGB").getpixel((700, 140)) == (200, 30, 30)
 
 
