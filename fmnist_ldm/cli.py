@@ -221,11 +221,7 @@ def cmd_figures(a):
     print(f"wrote {len(written)} files to {a.out_dir}")
 
 
-def main(argv=None):
-    p = OneLineParser(prog="python -m fmnist_ldm", description=__doc__.split("\n")[0])
-    p.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores)")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-
+def _add_train(sub):
     t = sub.add_parser("train", help="train the VAE and the UNet (resumes from checkpoints)")
     t.add_argument("--preset", choices=["fast", "full"], default="full")
     t.add_argument("--out-dir", help="where checkpoints and weights go (default runs/<preset>)")
@@ -236,6 +232,8 @@ def main(argv=None):
                    help="C of the VAE's C x 7 x 7 latent (default 4; the model card measures 8)")
     t.set_defaults(func=cmd_train)
 
+
+def _add_sample(sub):
     s = sub.add_parser("sample", help="generate images from trained weights")
     s.add_argument("--class", dest="cls", default="all",
                    help="class name or index 0-9, 'all' (default) or 'none' (unconditional); "
@@ -260,6 +258,8 @@ def main(argv=None):
     s.add_argument("--model-dir", default=str(MODEL_DIR))
     s.set_defaults(func=cmd_sample)
 
+
+def _add_distill(sub):
     d = sub.add_parser("distill", help="distil the guided 20-step sampler into a few-step student (resumes)")
     d.add_argument("--preset", choices=["fast", "full"], default="full")
     d.add_argument("--out-dir", help="where teacher runs, checkpoints and student.safetensors go "
@@ -270,19 +270,32 @@ def main(argv=None):
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_distill)
 
+
+def _add_figures(sub):
     f = sub.add_parser("figures", help="regenerate assets/: sample grid, GIFs, denoising paths")
     f.add_argument("--out-dir", default=str(MODEL_DIR.parent / "assets"))
     f.add_argument("--model-dir", default=str(MODEL_DIR))
     f.add_argument("--seed", type=int, default=0)
     f.set_defaults(func=cmd_figures)
 
-    from .evaluate import add_parsers
-    add_parsers(sub, _positive_int, MODEL_DIR, MODEL_DIR / "judge.safetensors")
 
+def parser() -> OneLineParser:
+    """The command line: one sub-command each for train, sample, distill, figures, evaluate, train-judge."""
+    from .evaluate import add_parsers
+    p = OneLineParser(prog="python -m fmnist_ldm", description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores)")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    for add in (_add_train, _add_sample, _add_distill, _add_figures):
+        add(sub)
+    add_parsers(sub, _positive_int, MODEL_DIR, MODEL_DIR / "judge.safetensors")
     for command in sub.choices.values():
         command.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: $FMNIST_DEVICE, "
                                               "else cuda, then mps, then cpu)")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    a = parser().parse_args(argv)
     setup_cpu(a.threads)
     try:
         a.device = get_device(a.device)
