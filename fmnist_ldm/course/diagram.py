@@ -65,41 +65,29 @@ def pipeline_diagram(highlight: str | None = None, ax=None):
     return ax
 
 
-def unet_diagram(unet, sample_shape, ax=None):
-    """Draw a UNet from the model itself (unet.layer_shapes traces one forward pass), so the
-    picture cannot drift from the code: one box per layer in the order forward runs them, placed
-    on the row of its output's resolution (the middle blocks one row lower), each with its output
-    shape C×H×W; the skip connections as brackets from the layer whose output is kept to the level
-    on the way up that concatenates it; the time embedding (plus the class's embedding, when the
-    model has one) as an orange line to every residual block; the class tokens as a purple line
-    to every cross-attention. Returns the matplotlib Axes."""
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
+def _box_label(r: dict) -> str:
+    """What a layer of unet.layer_shapes does, in a box's few words."""
+    shape = lambda s: "×".join(map(str, s))
+    if r["kind"] == "level":
+        return "ResBlock" + "\n+ self-attn" * ("attn" in r["parts"]) + "\n+ cross-attn" * ("xattn" in r["parts"])
+    if r["kind"] == "upsample":
+        return f"upsample ×2\nto {shape(r['uncropped'][1:])}" + (
+            f",\ncrop to {shape(r['out'][1:])}" if r["uncropped"] != r["out"] else "")
+    if r["kind"] == "downsample":
+        return "conv 3×3,\nstride 2"
+    return "conv 3×3" if r["path"] == "in" else "GN, SiLU,\nconv 3×3"
+
+
+def _draw_layers(ax, rows, xy, w, h):
+    """One box per layer with its name, what it does and its output's shape; arrows between them."""
     from matplotlib.patches import FancyBboxPatch
-    from ..unet import layer_shapes
-    rows = layer_shapes(unet, sample_shape)
-    sizes = sorted({r["out"][1:] for r in rows if r["path"] != "mid"}, reverse=True)   # resolutions, fine to coarse
-    row_of = lambda r: len(sizes) if r["path"] == "mid" else sizes.index(r["out"][1:])
-    step_y, w, h = 1.45, 0.86, 0.95
-    xy = [(i * 1.0, -row_of(r) * step_y) for i, r in enumerate(rows)]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(max(9.0, 1.08 * len(rows) + 2), 2.2 + 1.45 * (len(sizes) + 1)))
     colours = {"conv": "#e4e4e4", "level": "#cfe3f7", "downsample": "#d7efd2", "upsample": "#d7efd2"}
     shape = lambda s: "×".join(map(str, s))
     for r, (x, y) in zip(rows, xy):
-        if r["kind"] == "level":
-            label = "ResBlock" + "\n+ self-attn" * ("attn" in r["parts"]) + "\n+ cross-attn" * ("xattn" in r["parts"])
-        elif r["kind"] == "upsample":
-            label = f"upsample ×2\nto {shape(r['uncropped'][1:])}" + (
-                f",\ncrop to {shape(r['out'][1:])}" if r["uncropped"] != r["out"] else "")
-        elif r["kind"] == "downsample":
-            label = "conv 3×3,\nstride 2"
-        else:
-            label = "conv 3×3" if r["path"] == "in" else "GN, SiLU,\nconv 3×3"
         ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02",
                                     facecolor=colours[r["kind"]], edgecolor="#555555", lw=1))
         ax.text(x, y + h / 2 - 0.07, r["name"], ha="center", va="top", fontsize=6.5, color="#666666")
-        ax.text(x, y + 0.03, label, ha="center", va="center", fontsize=6.8, linespacing=1.1)
+        ax.text(x, y + 0.03, _box_label(r), ha="center", va="center", fontsize=6.8, linespacing=1.1)
         ax.text(x, y - h / 2 + 0.06, shape(r["out"]), ha="center", va="bottom", fontsize=7.5, weight="bold")
     for (xa, ya), (xb, yb) in zip(xy, xy[1:]):              # the main path, layer to layer
         ax.annotate("", (xb - w / 2, yb), (xa + w / 2, ya), arrowprops=dict(arrowstyle="->", color="#333333", lw=1))
@@ -108,7 +96,11 @@ def unet_diagram(unet, sample_shape, ax=None):
     ax.text(x0 - w / 2 - 0.5, y0, f"noisy\nlatent $z_t$\n{shape(rows[0]['inp'])}", ha="right", va="center", fontsize=7.5)
     ax.annotate("", (x1 + w / 2 + 0.45, y1), (x1 + w / 2, y1), arrowprops=dict(arrowstyle="->", lw=1))
     ax.text(x1 + w / 2 + 0.5, y1, f"output\n{shape(rows[-1]['out'])}", ha="left", va="center", fontsize=7.5)
-    # skip connections: brackets over the boxes; a bracket nested inside another is drawn lower
+
+
+def _draw_skips(ax, rows, xy, h) -> int:
+    """The skip connections as brackets over the boxes (one nested inside another drawn lower);
+    returns how many."""
     col = {r["name"]: i for i, r in enumerate(rows)}
     skips = [(col[r["skip"]], i) for i, r in enumerate(rows) if "skip" in r]
     for a, b in skips:
@@ -117,8 +109,13 @@ def unet_diagram(unet, sample_shape, ax=None):
         ax.plot([xy[a][0], xy[a][0], xy[b][0]], [xy[a][1] + h / 2, top, top], color="#888888", lw=1)
         ax.annotate("", (xy[b][0], xy[b][1] + h / 2), (xy[b][0], top),
                     arrowprops=dict(arrowstyle="->", color="#888888", lw=1))
-    # the embeddings: lines under everything, a branch up to each block that takes them
-    bottom = min(y for _, y in xy) - h / 2
+    return len(skips)
+
+
+def _draw_embeddings(ax, unet, rows, xy, w, h, bottom):
+    """The time (+ class) embedding and the class tokens: lines under everything, a branch up to
+    each block that takes them, and a sentence under each."""
+    x0 = xy[0][0]
     levels = [(i, r) for i, r in enumerate(rows) if r["kind"] == "level"]
     lanes = [(bottom - 0.3, "#d9730d", -0.22, lambda r: True,
               f"time $t$ → sin/cos embedding ({unet.base}) → MLP ({unet.time_mlp[-1].out_features})"
@@ -136,6 +133,32 @@ def unet_diagram(unet, sample_shape, ax=None):
                 ax.annotate("", (xy[i][0] + dx, xy[i][1] - h / 2), (xy[i][0] + dx, y_lane),
                             arrowprops=dict(arrowstyle="->", color=colour, lw=1, linestyle=(0, (3, 2))))
         ax.text(x0 - w / 2, bottom - 0.7 - 0.25 * k, text, ha="left", va="top", fontsize=7.5, color=colour)
+
+
+def unet_diagram(unet, sample_shape, ax=None):
+    """Draw a UNet from the model itself (unet.layer_shapes traces one forward pass), so the
+    picture cannot drift from the code: one box per layer in the order forward runs them, placed
+    on the row of its output's resolution (the middle blocks one row lower), each with its output
+    shape C×H×W; the skip connections as brackets from the layer whose output is kept to the level
+    on the way up that concatenates it; the time embedding (plus the class's embedding, when the
+    model has one) as an orange line to every residual block; the class tokens as a purple line
+    to every cross-attention. Returns the matplotlib Axes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from ..unet import layer_shapes
+    rows = layer_shapes(unet, sample_shape)
+    sizes = sorted({r["out"][1:] for r in rows if r["path"] != "mid"}, reverse=True)   # resolutions, fine to coarse
+    row_of = lambda r: len(sizes) if r["path"] == "mid" else sizes.index(r["out"][1:])
+    step_y, w, h = 1.45, 0.86, 0.95
+    xy = [(i * 1.0, -row_of(r) * step_y) for i, r in enumerate(rows)]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(9.0, 1.08 * len(rows) + 2), 2.2 + 1.45 * (len(sizes) + 1)))
+    shape = lambda s: "×".join(map(str, s))
+    _draw_layers(ax, rows, xy, w, h)
+    n_skips = _draw_skips(ax, rows, xy, h)
+    bottom = min(y for _, y in xy) - h / 2
+    _draw_embeddings(ax, unet, rows, xy, w, h, bottom)
+    x0, x1 = xy[0][0], xy[-1][0]
     for k, size in enumerate(sizes):
         ax.text(x0 - w / 2 - 1.55, -k * step_y, f"{shape(size)}", ha="center", va="center", fontsize=9, weight="bold")
     ax.text(x0 - w / 2 - 1.55, -len(sizes) * step_y, f"{shape(sizes[-1])}\n(middle)", ha="center", va="center", fontsize=9, weight="bold")
@@ -144,7 +167,7 @@ def unet_diagram(unet, sample_shape, ax=None):
                        Line2D([], [], color="#7b3fb0", lw=1.4, label="class tokens")],
               loc="lower right", fontsize=7.5, frameon=False)
     ax.set_xlim(x0 - w / 2 - 2.1, x1 + w / 2 + 1.3)
-    ax.set_ylim(bottom - 1.35, h / 2 + 0.2 + 0.09 * len(skips))
+    ax.set_ylim(bottom - 1.35, h / 2 + 0.2 + 0.09 * n_skips)
     ax.set_aspect("equal")
     ax.axis("off")
     n = sum(p.numel() for p in unet.parameters())
