@@ -16,7 +16,7 @@ from .config import PREDICTIONS, SCHEDULES, one_of
 
 
 def _check_prediction(prediction: str) -> None:
-    # anything but "eps" used to mean v: a typo trained (and sampled) the wrong target
+    # a typo must not silently train (and sample) the other target
     if prediction not in PREDICTIONS:
         raise ValueError(f"prediction must be {one_of(PREDICTIONS)}, not {prediction!r}")
 
