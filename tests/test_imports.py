@@ -115,6 +115,12 @@ def test_the_layers():
     """The sampling code sits below the Pipeline; the library never imports the CLI or notebooks."""
     g = graph()
     assert "pipeline" not in g["sampling"] | g["distill"] | g["diffusion"]
+    # one sampler per file: each sees only the schedule below it and the interface beside it
+    sampler_files = [m for m in g if m.startswith("samplers.")]
+    assert {"samplers.ddpm", "samplers.ddim", "samplers.dpmpp2m", "samplers.consistency"} <= set(sampler_files)
+    for module in sampler_files:
+        assert g[module] <= {"diffusion", "config", "samplers", "samplers.base"}, (module, g[module])
+    assert "samplers" not in g["diffusion"]
     for module, deps in g.items():
         if module not in ("cli", "__main__"):
             assert "cli" not in deps, module
