@@ -47,13 +47,13 @@ import time
 import matplotlib.pyplot as plt
 import math
 import torch
-from IPython.display import Image as ShowImage, display
+from IPython.display import display
 from fmnist_ldm.progress import progress
 from fmnist_ldm.course.notebook import notebook_preset
 from fmnist_ldm.data import CLASS_NAMES, class_means, load_fashion_mnist, to_model_range, to_uint8
 from fmnist_ldm.metrics import load_judge, predict
 from fmnist_ldm.pipeline import DEFAULTS, Pipeline
-from fmnist_ldm.course.figures import forward_reverse_frames, save_gif, show_grid as show
+from fmnist_ldm.course.figures import GIF, forward_reverse_frames, save_gif, show_grid as show
 
 cfg = notebook_preset()
 pipe = Pipeline.from_pretrained()
@@ -391,7 +391,7 @@ import os
 os.makedirs("runs", exist_ok=True)
 frames, captions = forward_reverse_frames(pipe, 9, seed=7)
 save_gif(frames, "runs/ankle_boot.gif", captions=captions)
-display(ShowImage(filename="runs/ankle_boot.gif"))
+display(GIF("runs/ankle_boot.gif", "an ankle boot: clean, noised step by step, denoised into a new one"))
 
 # %% [markdown]
 # ## What people try next: negative prompts, inpainting, interpolation, inversion

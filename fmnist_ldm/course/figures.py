@@ -113,6 +113,24 @@ def save_gif(frames_uint8, path, fps: int = 10, scale: int = 6, hold: int = 8, c
     iio.imwrite(Path(path), np.stack(frames), duration=1000 / fps, loop=0)
 
 
+class GIF:
+    """A GIF file for a notebook to show, its bytes inside the output: an HTML <img> with a data
+    URI, which Jupyter, Colab, GitHub and nbconvert's HTML (nbviewer) all render, and a line of
+    text for text-only viewers. (IPython's Image gives the GIF as image/gif, which nbconvert's HTML
+    and GitHub do not render: they show its text, "<IPython.core.display.Image object>".)"""
+
+    def __init__(self, path, alt: str = "an animation", width: int | None = None):
+        import base64
+        self.path, self.alt, self.width = Path(path), alt, width
+        self.b64 = base64.b64encode(self.path.read_bytes()).decode()
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        import html
+        width = f' width="{self.width}"' if self.width else ""
+        return {"text/html": f'<img src="data:image/gif;base64,{self.b64}" alt="{html.escape(self.alt)}"{width}/>',
+                "text/plain": f"[{self.alt} (the animated GIF {self.path.name})]"}
+
+
 def pca_basis(latents: torch.Tensor, k: int = 2):
     """(mean, components [k, D]) of flattened latents, by SVD."""
     flat = latents.flatten(1).float()

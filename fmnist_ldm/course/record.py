@@ -13,6 +13,8 @@ when the sources changed after the outputs were made, or when an output breaks a
 - no widget state (GitHub's renderer rejects it) and no widget views: only a plain copy can show;
 - progress bars in their final state: a stream keeps what a terminal shows after its carriage returns;
 - no absolute paths, home folder, host or user names: the checkout's root becomes a relative path;
+- no picture that renders as text: an output whose nbconvert HTML (and GitHub) shows
+  `<IPython.core.display.Image object>` or `<Figure size ...>` where a picture should be;
 - no error outputs, no execution timestamps; every code cell ran once, in order;
 - each notebook at most MAX_BYTES.
 """
@@ -72,6 +74,9 @@ def executed(nb) -> bool:
     return any(c.get("outputs") or c.get("execution_count") is not None for c in nb.cells if c.cell_type == "code")
 
 
+DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+")
+
+
 def _texts(output):
     """The text an output shows (streams, errors, text/* data; not images)."""
     if output.output_type == "stream":
@@ -81,7 +86,8 @@ def _texts(output):
     else:
         for mime, value in output.get("data", {}).items():
             if mime.startswith("text/") or mime.endswith("json"):
-                yield value if isinstance(value, str) else json.dumps(value)
+                text = value if isinstance(value, str) else json.dumps(value)
+                yield DATA_URI.sub("data:...", text)          # a picture's bytes (GIF's <img>), not text
 
 
 # an absolute path: /a/b at the start of a word (not inside a URL or a fraction), a well-known
@@ -99,6 +105,29 @@ def _abs_paths(text: str):
         text = text.replace(public, "<public>/")
     for m in ABS_PATH.finditer(text):
         yield text[text.rfind("\n", 0, m.start()) + 1:].split("\n", 1)[0].strip()[:200]
+
+
+# What nbconvert's HTML (nbviewer) shows of an output: the first of these it holds (its
+# HTMLExporter's display priority; no image/gif). GitHub's renderer is held to the same kinds.
+HTML_SHOWS = ("application/javascript", "text/html", "text/markdown", "image/svg+xml", "text/vnd.mermaid",
+              "text/latex", "image/png", "image/jpeg", "text/plain")
+# A Python object's text stand-in for a picture: "<IPython.core.display.Image object>",
+# "<Figure size 640x480 with 1 Axes>", "<matplotlib.image.AxesImage at 0x7f...>"
+PLACEHOLDER = re.compile(r"<(?:IPython\.[\w.]+ object|Figure size [^>]*|matplotlib\.[^>]*|[\w.]+ object at 0x[0-9a-f]+)>")
+
+
+def placeholder(output) -> str | None:
+    """What an output shows instead of its picture in nbconvert's HTML and on GitHub (the text of
+    an object's repr, or an image kind neither renders), or None when it shows what it holds."""
+    data = output.get("data", {})
+    shown = next((m for m in HTML_SHOWS if m in data), None)
+    if shown not in (None, "text/plain"):
+        return None
+    hidden = [m for m in data if m.startswith("image/") or m == "video/mp4"]
+    text = data.get("text/plain", "")
+    if hidden or PLACEHOLDER.search(text):
+        return f"{text.strip()[:80]!r}" + (f" ({', '.join(hidden)} is not shown)" if hidden else "")
+    return None
 
 
 def output_problems(nb, name: str) -> list[str]:
@@ -119,6 +148,10 @@ def output_problems(nb, name: str) -> list[str]:
                 problems.append(f"{where}: an error output ({out.ename}: {out.evalue[:200]})")
             if WIDGET in out.get("data", {}):
                 problems.append(f"{where}: a widget view (blank outside a live kernel)")
+            if out.output_type in ("display_data", "execute_result") and WIDGET not in out.get("data", {}) \
+                    and (shows := placeholder(out)):
+                problems.append(f"{where}: shows {shows} in nbconvert's HTML and on GitHub, not a picture"
+                                " (show a GIF with course.figures.GIF; end a figure's cell with plt.show())")
             if out.output_type == "stream" and "\r" in out.text:
                 problems.append(f"{where}: a carriage return in its {out.name} (a progress bar's past states)")
             for text in _texts(out):
