@@ -1,4 +1,4 @@
-"""python -m fmnist_ldm train | sample | distill | evaluate | train-judge | figures
+"""python -m fmnist_ldm train | sample | distill | evaluate | train-judge | figures | export-onnx
 
 Bad input ends with one line `error: ...` saying what to do, and exit code 2."""
 from __future__ import annotations
@@ -112,6 +112,8 @@ def _check_args(a):
     elif a.command == "distill":
         from .distill import distill_preset
         checks.out_dir(Path(a.out_dir or distill_preset(a.preset).out_dir), "--out-dir")
+    elif a.command == "export-onnx":
+        checks.out_dir(Path(a.dir), "DIR")
     elif a.command == "train-judge":
         checks.out_file(Path(a.out), "--out", (".safetensors",), "judge.safetensors")
     elif a.command == "evaluate" and a.samples:
@@ -279,13 +281,29 @@ def _add_figures(sub):
     f.set_defaults(func=cmd_figures)
 
 
+def cmd_export_onnx(a):
+    from .export import export_onnx
+    manifest = export_onnx(a.dir, a.model_dir)
+    size = sum(g["bytes"] for g in manifest["graphs"].values())
+    print(f"wrote {len(manifest['graphs'])} ONNX graphs (opset {manifest['opset']}, {size / 1e6:.1f} MB) "
+          f"and manifest.json to {a.dir}")
+
+
+def _add_export(sub):
+    e = sub.add_parser("export-onnx", help="write the UNet, the student, the VAE's decoder and encoder and the "
+                                           "judge as ONNX files, with manifest.json (for the browser lab)")
+    e.add_argument("dir", help="the folder to write them into")
+    e.add_argument("--model-dir", default=str(MODEL_DIR))
+    e.set_defaults(func=cmd_export_onnx)
+
+
 def parser() -> OneLineParser:
     """The command line: one sub-command each for train, sample, distill, figures, evaluate, train-judge."""
     from .evaluate import add_parsers
     p = OneLineParser(prog="python -m fmnist_ldm", description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for add in (_add_train, _add_sample, _add_distill, _add_figures):
+    for add in (_add_train, _add_sample, _add_distill, _add_figures, _add_export):
         add(sub)
     add_parsers(sub, _positive_int, MODEL_DIR, MODEL_DIR / "judge.safetensors")
     for command in sub.choices.values():
