@@ -8,7 +8,7 @@ import torch
 from ...diffusion import NoiseSchedule
 from ...samplers.ddim import ddim_invert_step
 from ...sampling import GuidedDenoiser
-from .grading import gen, grade
+from .grading import Verdict, gen, grade
 
 __all__ = ["check_interval_guidance", "check_majority_cells", "check_ddim_invert_step"]
 
@@ -28,7 +28,7 @@ def _library_interval_guidance(v_cond, v_null, t, w, interval):
     return torch.cat(out)
 
 
-def check_interval_guidance(fn) -> bool:
+def check_interval_guidance(fn) -> Verdict:
     """fn(v_cond, v_null, t, w, interval) -> the guided output image by image, each image at its
     own timestep t[i]: v_null + w (v_cond - v_null) where lo <= t <= hi, v_cond elsewhere."""
     g = gen(7)
@@ -48,7 +48,7 @@ def check_interval_guidance(fn) -> bool:
     ], axes=AXES)
 
 
-def check_majority_cells(fn) -> bool:
+def check_majority_cells(fn) -> Verdict:
     """fn(mask [N, H, W] bool, True = redraw) -> float [N, 1, H/4, W/4]: 1 for the latent cells (4 x 4
     pixels each) of which more than half the pixels are masked, 0 elsewhere (the notebook's
     inpainting redraws a cell if any of its pixels is masked)."""
@@ -68,7 +68,7 @@ def check_majority_cells(fn) -> bool:
     ], axes=AXES)
 
 
-def check_ddim_invert_step(fn) -> bool:
+def check_ddim_invert_step(fn) -> Verdict:
     """fn(x, eps_hat, abar, abar_next) -> x at the noisier level abar_next (samplers.ddim.ddim_invert_step):
     x0_hat = (x - sqrt(1 - abar) eps) / sqrt(abar), then sqrt(abar_next) x0_hat + sqrt(1 - abar_next) eps."""
     sched = NoiseSchedule("cosine", 1000)

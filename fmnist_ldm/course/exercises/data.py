@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from .grading import gen, grade
+from .grading import Verdict, gen, grade
 
 __all__ = ["check_class_spread", "check_nearest_mean"]
 
@@ -19,7 +19,7 @@ def _labelled_images(seed: int, n: int = 47, num_classes: int = 4, rows: int = 6
     return images, labels[torch.randperm(n, generator=g)]
 
 
-def check_class_spread(fn) -> bool:
+def check_class_spread(fn) -> Verdict:
     """fn(images uint8 [N,H,W], labels [N], num_classes) -> float [K,H,W]: per class, each pixel's
     standard deviation over the images of that class (torch's std: divided by n_c - 1)."""
     from ...data import class_spread
@@ -42,7 +42,7 @@ def check_class_spread(fn) -> bool:
     ], axes=("class", "row", "column"))
 
 
-def check_nearest_mean(fn) -> bool:
+def check_nearest_mean(fn) -> Verdict:
     """fn(images uint8 [N,H,W], means float [K,H,W]) -> int64 [N]: for each image, the index of the
     mean image closest to it in Euclidean distance (sum of squared pixel differences)."""
     from ...data import nearest_mean

@@ -6,12 +6,12 @@ import torch
 from ...diffusion import NoiseSchedule, min_snr_weight
 from ...samplers.ddim import ddim_step
 from ...sampling import sample
-from .grading import gen, grade
+from .grading import Verdict, gen, grade
 
 __all__ = ["check_linear_abar", "check_ddim_sampler", "check_min_snr_weight"]
 
 
-def check_linear_abar(fn) -> bool:
+def check_linear_abar(fn) -> Verdict:
     """fn(T) -> abar_t for t = 0..T-1 of Ho et al.'s linear schedule: beta_t = linspace(1e-4, 0.02, T),
     abar_t = prod_{s <= t} (1 - beta_s). Graded at T = 1000 (the notebook's) and T = 37."""
     def run():
@@ -53,7 +53,7 @@ def _ddim_by(schedule, denoise, x, ts, at_next=False, swap=False):
     return x
 
 
-def check_ddim_sampler(fn) -> bool:
+def check_ddim_sampler(fn) -> Verdict:
     """fn(denoise, schedule, x, steps) -> clean x after DDIM with eta = 0 over schedule.timesteps(steps)
     (the library's sample(..., sampler="ddim", eta=0))."""
     schedule, steps = NoiseSchedule("cosine", 1000), 7
@@ -74,7 +74,7 @@ def check_ddim_sampler(fn) -> bool:
     ], axes=("image", "channel", "row", "column"))
 
 
-def check_min_snr_weight(fn) -> bool:
+def check_min_snr_weight(fn) -> Verdict:
     """fn(abar_t [N], gamma) -> min(SNR_t, gamma) / (SNR_t + 1), SNR_t = abar_t / (1 - abar_t): the factor
     on each example's v-MSE that makes its weight on |x0 - x0_hat|^2 min(SNR_t, gamma)."""
     schedule, gamma = NoiseSchedule("cosine", 1000), 5.0

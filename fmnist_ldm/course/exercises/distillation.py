@@ -8,7 +8,7 @@ import torch
 from ...diffusion import NoiseSchedule
 from ...samplers.consistency import Consistency
 from ...sampling import sample
-from .grading import gen, grade
+from .grading import Verdict, gen, grade
 
 __all__ = ["check_consistency_sampling", "check_v_target", "check_consistency_gap"]
 
@@ -22,7 +22,7 @@ def _toy_student(z, t):
     return torch.tanh(0.8 * z + t / 700) * (1 - t / 2500)
 
 
-def check_consistency_sampling(fn) -> bool:
+def check_consistency_sampling(fn) -> Verdict:
     """fn(denoise, abar, noise, timesteps) -> the last guess of multistep consistency sampling
     (distill.py eq. 2; Song et al. 2023, Algorithm 1): z0_hat = denoise(noise[0], timesteps[0]), then
     for k >= 1: z = sqrt(abar(t_k)) z0_hat + sqrt(1 - abar(t_k)) noise[k]; z0_hat = denoise(z, t_k)."""
@@ -60,7 +60,7 @@ def check_consistency_sampling(fn) -> bool:
     ], axes=AXES)
 
 
-def check_v_target(fn) -> bool:
+def check_v_target(fn) -> Verdict:
     """fn(z_t, abar_t, z_end) -> the v that makes the student's guess sqrt(abar) z_t - sqrt(1 - abar) v
     equal z_end: v* = (sqrt(abar) z_t - z_end) / sqrt(1 - abar). Expected from the library: the
     v-target of diffusion.NoiseSchedule.target with z_end as x0 and the noise that z_t then holds."""
@@ -81,7 +81,7 @@ def check_v_target(fn) -> bool:
     ], axes=AXES)
 
 
-def check_consistency_gap(fn) -> bool:
+def check_consistency_gap(fn) -> Verdict:
     """fn(denoise, states, timesteps) -> [S - 1]: for each pair of neighbouring states k, k + 1 of the
     runs (states [R, S + 1, C, H, W], the last the runs' end; timesteps S + 1 ending with -1), the mean
     squared difference between the student's guesses denoise(states[:, k], t_k) and

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import torch
 
-from .grading import gen, grade
+from .grading import Verdict, gen, grade
 
 __all__ = ["check_recall", "check_kid_mmd"]
 
 
-def check_recall(fn) -> bool:
+def check_recall(fn) -> Verdict:
     """fn(real [N, D], fake [M, D], k) -> recall (Kynkaenniemi et al. 2019): the share of real
     points inside at least one fake point's ball, the ball reaching that fake point's k-th nearest
     other fake point (metrics.precision_recall). N, M, D and k all differ, and the fakes are
@@ -35,7 +35,7 @@ def check_recall(fn) -> bool:
     ], rtol=0, atol=1e-9)
 
 
-def check_kid_mmd(fn) -> bool:
+def check_kid_mmd(fn) -> Verdict:
     """fn(real [m, D], fake [n, D]) -> the unbiased squared MMD under the cubic polynomial kernel
     k(x, y) = (x.y / D + 1)^3, what KID averages over subsets (metrics.kid_mmd). m, n and D differ."""
     from ...metrics import kid_mmd

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .grading import grade
+from .grading import Verdict, grade
 
 __all__ = ["check_resblock_params", "check_embedding_similarity", "check_up_level_inputs"]
 
@@ -35,7 +35,7 @@ def _resblock_count(c_in, c_out, emb, kernel=9, biases=True, norms=True, skip="w
     return n
 
 
-def check_resblock_params(fn) -> bool:
+def check_resblock_params(fn) -> Verdict:
     """fn(c_in, c_out, emb_dim) -> the number of parameters of unet.ResBlock(c_in, c_out, emb_dim)."""
     from ...unet import ResBlock
     expected = torch.tensor([sum(p.numel() for p in ResBlock(*a).parameters()) for a in RESBLOCKS])
@@ -50,7 +50,7 @@ def check_resblock_params(fn) -> bool:
     ], rtol=0, atol=0, axes=("block",))
 
 
-def check_embedding_similarity(fn) -> bool:
+def check_embedding_similarity(fn) -> Verdict:
     """fn(t [N], k [K], dim) -> [N, K]: the cosine similarity of emb(t) and emb(t + k),
     emb = unet.timestep_embedding(., dim)."""
     from ...unet import timestep_embedding
@@ -93,7 +93,7 @@ def _up_inputs(channels, blocks, size, round_up=True, conv_in_skip=True, downsam
     return torch.tensor(out)
 
 
-def check_up_level_inputs(fn) -> bool:
+def check_up_level_inputs(fn) -> Verdict:
     """fn(channels, blocks, height, width) -> [(C, H, W), ...]: the input shape of every level on
     the way up, in order, of unet.UNet(in_channels, channels, blocks) run on height × width."""
     from ...unet import UNet, layer_shapes

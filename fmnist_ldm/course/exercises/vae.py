@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import torch
 
-from .grading import gen, grade
+from .grading import Verdict, gen, grade
 
 __all__ = ["check_psnr", "check_kl_per_channel", "check_latent_scale"]
 
 SHAPE = (5, 3, 6, 7)          # images, channels, rows, columns
 
 
-def check_psnr(fn) -> bool:
+def check_psnr(fn) -> Verdict:
     """fn(images, reconstructions), both [N, C, H, W] in the model's range [-1, 1] -> [N]: each
     image's PSNR in dB on pixels in [0, 1], PSNR = 10 log10(1 / MSE), the MSE over that image's
     pixels (metrics.reconstruction_metrics computes the same over a whole test set)."""
@@ -42,7 +42,7 @@ def check_psnr(fn) -> bool:
     ], axes=("image",))
 
 
-def check_kl_per_channel(fn) -> bool:
+def check_kl_per_channel(fn) -> Verdict:
     """fn(mean, logvar), [N, C, H, W] -> [C]: each latent channel's KL to N(0, 1), summed over its
     H x W entries, averaged over the images (vae.kl_per_channel). Channel 1 of the inputs is left
     almost at the prior, as an encoder leaves a channel it does not use."""
@@ -68,7 +68,7 @@ def check_kl_per_channel(fn) -> bool:
     ], axes=("channel",))
 
 
-def check_latent_scale(fn) -> bool:
+def check_latent_scale(fn) -> Verdict:
     """fn(mean, std, eps), each [N, C, H, W] -> one number s: 1 / the standard deviation of the
     posterior samples z = mean + std * eps over all their entries (vae.latent_scale)."""
     from ...vae import latent_scale
