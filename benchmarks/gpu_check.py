@@ -7,28 +7,36 @@ in the report is measured. `--device cpu` is a dry run that shows the report's f
 
     python benchmarks/gpu_check.py [--device cuda] [--budget-min 8] [--skip SECTIONS] [--out FILE]
 
+What the GPU machine lacks (pytest, IPython, ipywidgets) travels as wheels in .gpu_wheels/
+(benchmarks/gpu_carry.sh), unpacked here before the sections run, offline and without pip.
 How the first session with a GPU machine runs it: benchmarks/gpu_check.md.
 """
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime
+import importlib.metadata
+import importlib.util
 import inspect
 import json
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
+import zipfile
 from pathlib import Path
 
 T0 = time.perf_counter()
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))     # this checkout's package, installed or not (the GPU machine has no pip)
+sys.path.insert(0, str(ROOT))     # this checkout's package, used in place: the GPU machine installs nothing
+WHEELS = ROOT / ".gpu_wheels"     # benchmarks/gpu_carry.sh fills it here; the device tool carries it there
 
 # Each section's share of the budget; time a section leaves unused goes to the sections after it.
 SHARES = {"machine": 0.0, "tests": 0.15, "notebooks": 0.40, "train": 0.30, "sample": 0.15}
@@ -37,6 +45,62 @@ FULL_MODE = ("04", "02")  # notebooks run again in full mode, in this order, wit
 WARMUP_STEPS = 10         # training steps left out of steps/s: the first ones pick kernels and allocate
 N_IMAGES = 5000           # sampling: 500 per class, as benchmarks/benchmark.py measures
 MARKDOWN_CELL = re.compile(r"# %% \[(markdown|md|raw)\]")
+
+
+def unpack_wheels(folder: Path = WHEELS) -> tuple[list[str], list[str]]:
+    """The wheels in `folder` whose distribution this Python lacks, unpacked into one temporary
+    folder put on sys.path and PYTHONPATH (for the tests' and notebooks' child processes): what pip
+    does for a wheel of pure Python, done without pip, network or write access to site-packages.
+    Distributions already installed are left to the machine's own copy.
+    Returns (the wheels unpacked, the distributions found installed), as name-version."""
+    wheels = sorted(folder.glob("*.whl")) if folder.is_dir() else []
+    unpacked, present, site = [], [], None
+    for whl in wheels:
+        name, version = whl.name.split("-")[:2]
+        try:
+            present.append(f"{name}-{importlib.metadata.version(name)}")
+            continue
+        except importlib.metadata.PackageNotFoundError:
+            pass
+        if site is None:
+            site = Path(tempfile.mkdtemp(prefix="gpu_wheels-"))
+            atexit.register(shutil.rmtree, site, True)
+        with zipfile.ZipFile(whl) as z:
+            z.extractall(site)
+        for lib in site.glob("*.data/*lib"):       # purelib / platlib: files meant for site-packages
+            shutil.copytree(lib, site, dirs_exist_ok=True)
+        unpacked.append(f"{name}-{version}")
+    if site is not None:
+        sys.path.insert(1, str(site))
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+        importlib.invalidate_caches()
+    return unpacked, present
+
+
+def data_folder() -> str:
+    """Sets FMNIST_DATA for the sections, absolute (the notebooks run in notebooks/): $FMNIST_DATA,
+    else .data/ where there is one. Its .xz files (benchmarks/gpu_carry.sh packs Fashion-MNIST so,
+    4.4 MB less to carry than .gz) are unpacked into a temporary folder first, which it names then.
+    Returns a line for the report."""
+    folder = os.environ.get("FMNIST_DATA") or (str(ROOT / ".data") if (ROOT / ".data").is_dir() else "")
+    if not folder:
+        return "FMNIST_DATA not set and no .data/: the data is looked for where fmnist_ldm.data looks"
+    folder = Path(folder).resolve()
+    packed, t = sorted(folder.glob("*.xz")), time.perf_counter()
+    if packed:
+        import lzma
+        unpacked = Path(tempfile.mkdtemp(prefix="fmnist-data-"))
+        atexit.register(shutil.rmtree, unpacked, True)
+        for f in packed:
+            with lzma.open(f) as src, open(unpacked / f.stem, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+    os.environ["FMNIST_DATA"] = str(unpacked if packed else folder)
+    return (f"FMNIST_DATA={os.environ['FMNIST_DATA']}"
+            + (f": {len(packed)} .xz files of {folder} unpacked in {time.perf_counter() - t:.1f} s" if packed else ""))
+
+
+def have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 def one_line(e: BaseException) -> str:
@@ -141,6 +205,9 @@ def section_tests(args, say, deadline, logs):
     if not (ROOT / path).exists():
         say(f"- {path} does not exist (yet): nothing to run")
         return f"skipped: no {path}"
+    if not have("pytest"):
+        say(f"- skipped: no pytest in this Python, nor a wheel of it in {WHEELS.name}/ (benchmarks/gpu_carry.sh)")
+        return "skipped: no pytest"
     # pyproject's addopts name nbval, which the GPU machine lacks: -o addopts= drops them
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", str(path)]
     rc, seconds, out = run_limited(cmd, ROOT, {"FMNIST_TEST_DEVICE": args.device}, logs / "tests.log", deadline)
@@ -170,15 +237,25 @@ def code_cells(text: str) -> list[tuple[int, str]]:
     return [(no, "\n".join(src)) for no, src in filter(None, cells)]
 
 
-def _ipython_stub() -> None:
-    """Without IPython (the GPU machine has none), `from IPython.display import display, Markdown,
-    Image` gets stand-ins: display() prints what a notebook would show."""
+def _ipython_display() -> None:
+    """display() for a notebook run without a kernel, printing what a notebook would show. With
+    IPython (from .gpu_wheels/): its own, except that text (Markdown, HTML) prints as text. Without
+    it, `from IPython.display import display, Markdown, Image` gets stand-ins that do the same."""
+    import builtins
     try:
-        import IPython.display  # noqa: F401
-        return
+        import IPython.display as shown
     except ImportError:
         pass
-    import builtins
+    else:
+        show = shown.display       # with no kernel it prints repr(): "<...Markdown object>" says nothing
+
+        def display(*objs, **kwargs):
+            for obj in objs:
+                text = isinstance(obj, shown.DisplayObject) and isinstance(obj.data, str)
+                print(obj.data) if text else show(obj, **kwargs)
+
+        shown.display = builtins.display = display   # a Jupyter kernel provides display() unimported
+        return
     import types
 
     class Shown:
@@ -204,12 +281,28 @@ def _ipython_stub() -> None:
     builtins.display = display.display     # a Jupyter kernel provides display() unimported
 
 
+def bound_names(source: str) -> set[str]:
+    """The names a cell binds at its top level (imports, assignments, defs, for targets)."""
+    import ast
+    names = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).partition(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        else:
+            targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
+            names |= {n.id for t in filter(None, targets) for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
 def exec_notebook(path: Path, records: Path) -> None:
     """(In a child process.) The notebook's code cells top to bottom in one namespace, as a kernel
     runs them, one JSON line per cell appended to `records` as it finishes."""
-    _ipython_stub()
+    _ipython_display()
     import matplotlib.pyplot as plt
     cells, namespace = code_cells(path.read_text()), {"__name__": "__main__"}
+    missing = {}      # name -> the module it needs: names that a cell skipped for that module would bind
     with open(records, "w", buffering=1) as rec:
         rec.write(json.dumps({"cells": [no for no, _ in cells]}) + "\n")
         for no, source in cells:
@@ -220,6 +313,10 @@ def exec_notebook(path: Path, records: Path) -> None:
             except Exception as e:
                 if isinstance(e, ModuleNotFoundError) and (e.name or "").partition(".")[0] == "ipywidgets":
                     status = "skipped: needs ipywidgets"
+                    missing.update(dict.fromkeys(bound_names(source), "ipywidgets"))
+                elif isinstance(e, NameError) and getattr(e, "name", None) in missing:
+                    status = f"skipped: needs {missing[e.name]} ({e.name} is from a skipped cell)"
+                    missing.update(dict.fromkeys(bound_names(source), missing[e.name]))
                 else:
                     traceback.print_exc()
                     status, error = "failed", one_line(e)
@@ -270,6 +367,9 @@ def section_notebooks(args, say, deadline, logs):
     log = logs / "notebooks.log"
     say(f"Each notebook's jupytext `.py` twin, its code cells top to bottom in one namespace, in a "
         f"subprocess with FMNIST_DEVICE={args.device} (in notebooks/, matplotlib Agg); output in {log}.")
+    versions = {m: importlib.metadata.version(m) if have(m) else None for m in ("IPython", "ipywidgets")}
+    say(f"- IPython {versions['IPython'] or 'absent: a stand-in whose display() prints'}, ipywidgets "
+        f"{versions['ipywidgets'] or 'absent: the cells that need it are skipped'} (no kernel: display() prints)")
     stale = [p.name for p in (ROOT / "notebooks" / "runs").glob("notebooks-*") if any(p.iterdir())]
     if stale:
         say(f"- note: notebooks/runs/ already holds {', '.join(stale)}: stages found there are loaded, not trained")
@@ -317,17 +417,17 @@ class StageClock:
 
 
 def encode_until(vae, x, cfg, device, deadline, chunk: int = 1000):
-    """train.encode's posterior (mean, std) of x's images, chunk by chunk until `deadline` (at least
+    """The Posterior (vae.posteriors) of x's images, chunk by chunk until `deadline` (at least
     one chunk), on the CPU: of all of them when time allows."""
     import torch
-    from fmnist_ldm.train import encode
+    from fmnist_ldm.vae import Posterior, posteriors
     parts = []
     for i in range(0, len(x), chunk):
         if parts and time.perf_counter() > deadline:
             break
-        parts.append(encode(vae, x[i:i + chunk].to(device), cfg))
+        parts.append(posteriors(vae, x[i:i + chunk].to(device), bf16=cfg.bf16))
     sync(device)
-    return tuple(torch.cat(p).cpu() for p in zip(*parts))
+    return Posterior(*(torch.cat(p) for p in zip(*parts)))
 
 
 def section_train(args, say, deadline, logs):
@@ -336,6 +436,7 @@ def section_train(args, say, deadline, logs):
     from fmnist_ldm.data import LatentDataset, load_fashion_mnist, to_model_range
     from fmnist_ldm.device import get_device
     from fmnist_ldm.train import sharpen_decoder, train_unet, train_vae
+    from fmnist_ldm.vae import Posterior
     from fmnist_ldm.weights import build_vae
     device = get_device(args.device)
     images, labels = load_fashion_mnist("train", download=False)    # the GPU machine has no internet
@@ -372,23 +473,23 @@ def section_train(args, say, deadline, logs):
         trained = stage("VAE", cfg.vae_epochs * per_epoch, lambda after: train_vae(cfg, x, device, after_step=after))
         encode_by = share_of_time("encoding")
         if trained:
-            vae, hist, (mean, std) = trained
+            vae, hist, posterior = trained
             notes.append(f"encoding the {len(x):,} training latents (in train_vae): {hist['encode_seconds']:.1f} s")
         else:
             # a stopped fit returns no model; the later stages' speed does not depend on the VAE's weights
             vae = build_vae(cfg, stage="vae").to(device).eval()
             t = time.perf_counter()
-            mean, std = encode_until(vae, x, cfg, device, encode_by)
+            posterior = encode_until(vae, x, cfg, device, encode_by)
             notes.append(f"the VAE stage did not finish: the next stages start from a fresh build_vae(cfg) "
-                         f"model; it encoded {len(mean):,} of the {len(x):,} training latents in "
-                         f"{time.perf_counter() - t:.1f} s" + ("" if len(mean) == len(x) else
+                         f"model; it encoded {len(posterior.mean):,} of the {len(x):,} training latents in "
+                         f"{time.perf_counter() - t:.1f} s" + ("" if len(posterior.mean) == len(x) else
                                                                " (its time share); the rest repeat them"))
             # as many latents as images, so that the later stages count their steps as in a real run
-            mean, std = (m.repeat(-(-len(x) // len(m)), 1, 1, 1)[:len(x)] for m in (mean, std))
+            posterior = Posterior(*(m.repeat(-(-len(x) // len(m)), 1, 1, 1)[:len(x)] for m in posterior))
             vae = vae.cpu()
         stage("decoder GAN", cfg.vae_gan_epochs * per_epoch,
-              lambda after: sharpen_decoder(cfg, vae, x, mean, std, device, after_step=after))
-        data = LatentDataset(mean, std, labels, vae.scale.item())
+              lambda after: sharpen_decoder(cfg, vae, x, posterior, device, after_step=after))
+        data = LatentDataset(posterior.mean, posterior.std, labels, vae.scale.item())
         stage("UNet", cfg.unet_steps or cfg.unet_epochs * (len(data) // cfg.batch_size),
               lambda after: train_unet(cfg, data, device, after_step=after))
     say("")
@@ -463,12 +564,24 @@ def main() -> int:
     if skip - SECTIONS.keys():
         ap.error(f"--skip: unknown section(s) {', '.join(sorted(skip - SECTIONS.keys()))}; use {', '.join(SECTIONS)}")
     out = Path(args.out or Path(os.environ.get("OUT", ".")) / "gpu_check.md").resolve()
-    if os.environ.get("FMNIST_DATA"):     # the notebooks run in notebooks/: a relative folder would not be found
-        os.environ["FMNIST_DATA"] = str(Path(os.environ["FMNIST_DATA"]).resolve())
     say, end = Report(out), T0 + args.budget_min * 60
+    try:
+        unpacked, present = unpack_wheels()
+    except Exception as e:           # then each section says what it lacks
+        unpacked, present = [f"none: {one_line(e)}"], []
+    try:
+        data = data_folder()
+    except Exception as e:
+        data = f"could not be unpacked, {one_line(e)}"
     say(f"# GPU check: --device {args.device}, budget {args.budget_min:g} min")
     say(f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, `python benchmarks/gpu_check.py "
         f"{' '.join(sys.argv[1:])}`; logs beside this report, in {out.parent}")
+    if unpacked or present:
+        say(f"\nFrom {WHEELS.name}/: {len(unpacked)} wheels unpacked ({', '.join(unpacked) or 'none'}); "
+            f"{len(present)} left to the copy installed here ({', '.join(present) or 'none'}).")
+    else:
+        say(f"\nNo {WHEELS.name}/ here: what this Python lacks is skipped, each with its reason.")
+    say(f"Data: {data}.")
     todo, rows = [s for s in SECTIONS if s not in skip], []
     for name, (title, run) in SECTIONS.items():
         if name in skip:
