@@ -15,7 +15,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .classifier import Judge
 from .config import Config
+from .files import atomic_write
 from .unet import UNet
 from .vae import VAE
 
@@ -47,6 +49,14 @@ def build_unet(cfg: Config) -> UNet:
                 cfg.num_classes, cfg.conditioning, cfg.class_tokens)
 
 
+def build_judge(cfg: Config) -> Judge:
+    """The judge has one shape: its file carries a Config only because every weights file does."""
+    return Judge()
+
+
+BUILDERS = {"vae": build_vae, "unet": build_unet, "judge": build_judge}     # kind -> model from its Config
+
+
 def weights_id(state: dict) -> str:
     """A short hash of a state dict's names, shapes and float32 bytes (what save_weights writes),
     so that the same tensors give the same id in memory and on disk."""
@@ -59,20 +69,19 @@ def weights_id(state: dict) -> str:
 
 
 def save_weights(model: torch.nn.Module, path, kind: str, cfg: Config, **extra) -> str:
-    """Write atomically (temp file, then rename): a crash never leaves half a file. Returns the
+    """Write atomically (files.atomic_write): a crash never leaves half a file. Returns the
     weights_id of what was written; a VAE file also stores it as `vae_id`. A latent UNet should be
     given `vae_id=` of the VAE it was trained on, so that load_pair can check the two belong together."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
     own_id = weights_id(tensors)
     if kind == "vae":
         extra = {**extra, "vae_id": own_id}
     meta = {"kind": kind, "config": cfg.to_json(), **{k: json.dumps(v) for k, v in extra.items()}}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.chmod(tmp, 0o644)           # safetensors writes 0600; weights are meant to be shared
-    os.replace(tmp, path)
+
+    def write(tmp):
+        save_file(tensors, str(tmp), metadata=meta)
+        os.chmod(tmp, 0o644)           # safetensors writes 0600; weights are meant to be shared
+    atomic_write(path, write)
     return own_id
 
 
@@ -129,18 +138,22 @@ def _config(path: Path, meta: dict) -> Config:
 
 
 def load_model(path, kind: str):
-    """Rebuild the model of kind 'vae' or 'unet' from its file; returns (model in eval mode, cfg)."""
+    """Rebuild the model of kind 'vae', 'unet' or 'judge' from its file; returns (model in eval
+    mode, cfg)."""
     model, cfg, _ = _load(path, kind)
     return model, cfg
 
 
 def _load(path, kind: str):
+    """(model in eval mode, cfg, extra metadata); a file whose tensors do not fit the model is a
+    one-line WeightsError."""
     state, cfg, extra = read_weights(path, kind)
-    model = {"vae": build_vae, "unet": build_unet}[kind](cfg)
+    model = BUILDERS[kind](cfg)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise WeightsError(f"{path} does not fit the {kind} its config describes: {str(e)[:200]}") from None
+        what = "the judge network" if kind == "judge" else f"the {kind} its config describes"
+        raise WeightsError(f"{path} does not fit {what}: {str(e)[:200]}") from None
     return model.eval(), cfg, extra
 
 

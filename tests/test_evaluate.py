@@ -28,7 +28,7 @@ def test_the_floor_is_twice_the_judge_feature_dimension():
 
 def test_evaluate_samples_refuses_two_noise_images(monkeypatch):
     """The issue: 2 noise images scored fid_ratio 0.69, 'better than real'. Refused before any work."""
-    monkeypatch.setattr(metrics, "load_fashion_mnist", lambda *a, **k: pytest.fail("refuse before loading data"))
+    monkeypatch.setattr(metrics.fid, "load_fashion_mnist", lambda *a, **k: pytest.fail("refuse before loading data"))
     with pytest.raises(ValueError) as e:
         metrics.evaluate_samples(*_noise(2), judge=object())
     msg = str(e.value)
@@ -47,11 +47,11 @@ def test_check_sample_count_warns_between_floor_and_recommendation():
 
 def test_evaluate_samples_warns_below_the_recommended_n(monkeypatch):
     fake = {"fid": 2.0, "kid": 0.01, "kid_std": 0.001}
-    monkeypatch.setattr(metrics, "fid_kid", lambda real, fakes, judge: fake)      # the warning, not FID, is tested
-    monkeypatch.setattr(metrics, "class_accuracy", lambda *a: {"accuracy": 1.0})
-    monkeypatch.setattr(metrics, "judge_features", lambda judge, images: images)
+    monkeypatch.setattr(metrics.fid, "fid_kid", lambda real, fakes, judge: fake)      # the warning, not FID, is tested
+    monkeypatch.setattr(metrics.fid, "class_accuracy", lambda *a: {"accuracy": 1.0})
+    monkeypatch.setattr(metrics.fid, "judge_features", lambda judge, images: images)
     fids = iter([2.5, 0.75])                                     # the samples', then the real baseline's
-    monkeypatch.setattr(metrics, "fid_kid", lambda real, fakes, judge: {**fake, "fid": next(fids)})
+    monkeypatch.setattr(metrics.fid, "fid_kid", lambda real, fakes, judge: {**fake, "fid": next(fids)})
     with pytest.warns(FewSamplesWarning):
         out = metrics.evaluate_samples(*_noise(600), judge=object())
     assert out["n"] == 600
@@ -97,7 +97,7 @@ def test_cli_refuses_a_small_n_per_class_before_sampling(monkeypatch, capsys):
 
 
 def test_cli_warns_in_one_line_then_reports(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(metrics, "fid_kid", lambda real, fakes, judge: {"fid": 2.0, "kid": 0.01, "kid_std": 0.001})
+    monkeypatch.setattr(metrics.fid, "fid_kid", lambda real, fakes, judge: {"fid": 2.0, "kid": 0.01, "kid_std": 0.001})
     main(["evaluate", "--samples", str(_npz(tmp_path / "s.npz", 600))])
     out = capsys.readouterr()
     warning_lines = [line for line in out.err.splitlines() if "n = 600" in line]

@@ -290,7 +290,7 @@ def test_train_judge_on_a_tiny_set(monkeypatch):
             r, col = 3 + 8 * (c // 4), 3 + 6 * (c % 4)
             images[i, r:r + 6, col:col + 5] = 255
         return images, labels
-    monkeypatch.setattr(metrics, "load_fashion_mnist", tiny)
+    monkeypatch.setattr(metrics.judge, "load_fashion_mnist", tiny)
     judge, acc = metrics.train_judge(epochs=3, seed=0, batch_size=20)
     assert isinstance(judge, metrics.Judge) and not judge.training
     assert 0.5 < acc <= 1.0
