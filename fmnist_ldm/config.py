@@ -96,8 +96,8 @@ class Config:
     out_dir: str = "runs/full"           # where checkpoints and exported weights go
 
     def __post_init__(self):
-        """Refuse nonsense here, in one line naming the field, instead of training something else
-        (e.g. prediction="x0" used to train v) or failing deep inside torch."""
+        """Refuse nonsense here, in one line naming the field, instead of training something other
+        than what was asked for or failing deep inside torch."""
         for name in ("vae_channels", "unet_channels", "unet_attention"):
             if isinstance(getattr(self, name), list):          # JSON and users give lists
                 setattr(self, name, tuple(getattr(self, name)))
@@ -180,17 +180,24 @@ class Config:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
+def from_preset(cls, presets: dict, name: str, **overrides):
+    """cls(**presets[name], **overrides): a config from a table of named presets (each a dict of the
+    fields it sets; the rest keep their defaults), with overrides on top. The one preset mechanism,
+    for Config here and distill.DistillConfig; an unknown name is a one-line ValueError."""
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}: use {one_of(list(presets))}")
+    return cls(**{**presets[name], **overrides})
+
+
+# `full` trains the shipped weights; `fast` is the same pipeline shrunk to minutes on a CPU.
+PRESETS = {"fast": dict(vae_epochs=1, vae_gan_epochs=0, unet_epochs=2, vae_channels=(16, 32, 64),
+                        unet_channels=(32, 64), warmup_steps=50, checkpoint_every=100, out_dir="runs/fast"),
+           "full": {}}
+
+
 def preset(name: str, **overrides) -> Config:
-    """`full` trains the shipped weights; `fast` is the same pipeline shrunk to minutes on a CPU."""
-    if name == "full":
-        cfg = Config()
-    elif name == "fast":
-        cfg = Config(vae_epochs=1, vae_gan_epochs=0, unet_epochs=2, vae_channels=(16, 32, 64),
-                     unet_channels=(32, 64), warmup_steps=50, checkpoint_every=100,
-                     out_dir="runs/fast")
-    else:
-        raise ValueError(f"unknown preset {name!r}: use 'fast' or 'full'")
-    return dataclasses.replace(cfg, **overrides)
+    """The Config of preset `name` ('fast' or 'full', see PRESETS) with `overrides`."""
+    return from_preset(Config, PRESETS, name, **overrides)
 
 
 def setup_cpu(threads: int | None = None) -> None:

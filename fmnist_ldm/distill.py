@@ -38,10 +38,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .config import from_preset
 from .device import get_device, machine
 from .diffusion import NoiseSchedule
+from .files import atomic_save
 from .sampling import DEFAULTS
-from .train import atomic_save, fit
+from .train import fit
 
 
 @dataclass
@@ -72,16 +74,15 @@ class DistillConfig:
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("out_dir", "checkpoint_every")}
 
 
+# `full` distils the shipped student; `fast` is minutes on a CPU (notebook 07 there, and CI).
+DISTILL_PRESETS = {"fast": dict(runs=1_100, steps=150, batch_size=128, warmup_steps=20, chunk=550,
+                                checkpoint_every=50, out_dir="runs/distill-fast"),
+                   "full": {}}
+
+
 def distill_preset(name: str, **overrides) -> DistillConfig:
-    """`full` distils the shipped student; `fast` is minutes on a CPU (notebook 07 there, and CI)."""
-    if name == "full":
-        cfg = DistillConfig()
-    elif name == "fast":
-        cfg = DistillConfig(runs=1_100, steps=150, batch_size=128, warmup_steps=20, chunk=550,
-                            checkpoint_every=50, out_dir="runs/distill-fast")
-    else:
-        raise ValueError(f"unknown preset {name!r}: use 'fast' or 'full'")
-    return dataclasses.replace(cfg, **overrides)
+    """The DistillConfig of preset `name` ('fast' or 'full', see DISTILL_PRESETS) with `overrides`."""
+    return from_preset(DistillConfig, DISTILL_PRESETS, name, **overrides)
 
 
 @dataclass
