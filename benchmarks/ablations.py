@@ -24,7 +24,8 @@ from fmnist_ldm.device import get_device, machine
 from fmnist_ldm.data import LatentDataset, load_fashion_mnist, to_model_range
 from fmnist_ldm.metrics import evaluate_samples, load_judge
 from fmnist_ldm.pipeline import DEFAULTS, MODEL_DIR, Pipeline
-from fmnist_ldm.train import encode, fit, train_unet, unet_loss
+from fmnist_ldm.train import fit, train_unet, unet_loss
+from fmnist_ldm.vae import posteriors
 from fmnist_ldm.weights import build_unet, load_model, read_weights, save_weights
 
 HERE = Path(__file__).resolve().parent
@@ -58,7 +59,8 @@ def main():
     vae, vae_cfg = load_model(MODEL_DIR / "vae.safetensors", "vae")
     images, labels = load_fashion_mnist("train")
     x = to_model_range(images)
-    mean, std = encode(vae, x, vae_cfg)
+    posterior = posteriors(vae, x, bf16=vae_cfg.bf16)
+    mean, std = posterior.mean, posterior.std
     judge, rows = load_judge(), []
     for name, cfg in variants(a.what, dataclasses.replace(vae_cfg, out_dir=f"runs/ablation-{a.what}")).items():
         cfg = dataclasses.replace(cfg, out_dir=f"{cfg.out_dir}/{name}")

@@ -6,7 +6,6 @@ the process was restarted). The judge (metrics.train_judge) and the ablations' t
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
@@ -17,16 +16,10 @@ from .config import Config
 from .device import NonFiniteError, autocast, generator, get_device, grad_scaler, machine, precision, randn
 from .data import LatentDataset, load_fashion_mnist, to_model_range
 from .diffusion import NoiseSchedule, training_loss
-from .vae import DecoderGAN, latent_scale
+from .files import atomic_save
+from .vae import DecoderGAN, Posterior, latent_scale, posteriors
 from .weights import build_unet, build_vae, save_weights
 from .progress import progress
-
-
-def atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)          # atomic on POSIX: the old checkpoint or the new, never half
 
 
 def ema_with_warmup(decay: float):
@@ -239,8 +232,7 @@ def fit_stage(cfg: Config, stage: str, model, step_loss, n_items: int, batch_siz
 def train_vae(cfg: Config, images: torch.Tensor, device=None, after_step=None):
     """images: float [N,1,28,28] in [-1,1]. Trains on `device` (device.py's policy; the images
     move there once). Returns the EMA VAE with its latent scale set, its history (with
-    "encode_seconds"), and the posterior (mean, std) of every image (the UNet's training data),
-    all on the CPU."""
+    "encode_seconds"), and the Posterior of every image (the UNet's training data), all on the CPU."""
     torch.manual_seed(cfg.seed)
     device = get_device(device)
     vae, images = build_vae(cfg, stage="vae"), images.to(device)
@@ -248,42 +240,28 @@ def train_vae(cfg: Config, images: torch.Tensor, device=None, after_step=None):
                           "vae.ckpt", "VAE", epochs=cfg.vae_epochs, device=device,
                           after_step=after_step)
     t0 = time.perf_counter()
-    mean, std = encode(vae, images, cfg)
+    posterior = posteriors(vae, images, bf16=cfg.bf16)
     hist["encode_seconds"] = time.perf_counter() - t0      # this process's, even when the VAE was loaded
+    mean, std = posterior.mean, posterior.std
     eps = randn(mean.shape, cfg.seed, mean.device)          # on the CPU: the same scale on every device
     vae.scale.fill_(latent_scale(mean, std, eps).item())    # unit-variance latents for the diffusion model
-    return vae.cpu(), hist, (mean, std)
+    return vae.cpu(), hist, posterior
 
 
-def sharpen_decoder(cfg: Config, vae, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-                    device=None, after_step=None):
+def sharpen_decoder(cfg: Config, vae, images: torch.Tensor, posterior: Posterior, device=None, after_step=None):
     """Fine-tune the decoder against a patch discriminator (encoder, latents and scale unchanged).
-    mean, std: the posterior of every image. Returns the VAE with the EMA decoder (on the CPU),
-    and history."""
+    posterior: every image's (posteriors). Returns the VAE with the EMA decoder (on the CPU), and history."""
     torch.manual_seed(cfg.seed + 2)
     device = get_device(device)
-    images, mean, std = images.to(device), mean.to(device), std.to(device)
+    images, posterior = images.to(device), posterior.to(device)
     if cfg.vae_gan_decoder_blocks > vae.decoder.blocks:
         vae.decoder = vae.decoder.deepened(cfg.vae_gan_decoder_blocks)
     gan = DecoderGAN(vae.decoder)
-    ema_gan, hist = fit_stage(cfg, "decoder_gan", gan, decoder_gan_loss(cfg, gan, images, mean, std), len(images), cfg.vae_batch_size, cfg.vae_gan_lr,
-                              "decoder_gan.ckpt", "decoder (GAN)", epochs=cfg.vae_gan_epochs, device=device,
-                              after_step=after_step)
+    ema_gan, hist = fit_stage(cfg, "decoder_gan", gan, decoder_gan_loss(cfg, gan, images, posterior), len(images),
+                              cfg.vae_batch_size, cfg.vae_gan_lr, "decoder_gan.ckpt", "decoder (GAN)",
+                              epochs=cfg.vae_gan_epochs, device=device, after_step=after_step)
     vae.decoder.load_state_dict(ema_gan.decoder.state_dict())
     return vae.cpu().eval(), hist
-
-
-@torch.no_grad()
-def encode(vae, images: torch.Tensor, cfg: Config, batch: int = 1000):
-    """Posterior (mean, std) of every image, in batches on the VAE's device; like the Pipeline,
-    CPU tensors out (from images on any device), so a caller never mixes devices."""
-    means, stds = [], []
-    device = vae.scale.device
-    with autocast(device, cfg.bf16):
-        for i in range(0, len(images), batch):
-            m, logvar = vae.encode(images[i:i + batch].to(device))
-            means.append(m.float().cpu()), stds.append(torch.exp(0.5 * logvar.float()).cpu())
-    return torch.cat(means), torch.cat(stds)
 
 
 def vae_loss(cfg: Config, vae, images: torch.Tensor):
@@ -292,9 +270,11 @@ def vae_loss(cfg: Config, vae, images: torch.Tensor):
     return lambda idx, gen: vae.loss(images[idx], cfg.vae_kl_weight, gen)[0]
 
 
-def decoder_gan_loss(cfg: Config, gan, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor):
-    """step_loss of the decoder-GAN stage: latents drawn from each image's posterior (mean, std),
-    decoded, judged; images, mean and std on the training device."""
+def decoder_gan_loss(cfg: Config, gan, images: torch.Tensor, posterior: Posterior):
+    """step_loss of the decoder-GAN stage: latents drawn from each image's posterior, decoded,
+    judged; images and posterior on the training device."""
+    mean, std = posterior.mean, posterior.std                  # std once, not at every step
+
     def loss(idx, gen):
         z = mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=gen, device=mean.device)
         return gan.loss(images[idx], z, cfg.vae_gan_weight)[0]
@@ -337,19 +317,19 @@ def train_all(cfg: Config, device=None):
     timings = {}
     vae_id = None                              # pixel space: the UNet belongs to no VAE
     if cfg.space == "latent":
-        vae, hist, (mean, std) = train_vae(cfg, x, device)
+        vae, hist, posterior = train_vae(cfg, x, device)
         # hist["seconds"] counts earlier processes' training too: time since start minus it is not
-        # the encoding time (it went negative on resumed runs), so the encoding is timed itself
+        # the encoding time (on a resumed run it can be negative), so the encoding is timed itself
         timings["vae_seconds"] = hist["seconds"]
         timings["encode_seconds"] = hist["encode_seconds"]
         gan = {"decoder_gan_seconds": 0, "decoder_gan_loss": []}
         if cfg.vae_gan_epochs:
-            vae, gan_hist = sharpen_decoder(cfg, vae, x, mean, std, device)
+            vae, gan_hist = sharpen_decoder(cfg, vae, x, posterior, device)
             gan = {"decoder_gan_seconds": gan_hist["seconds"], "decoder_gan_loss": gan_hist["loss"][::10]}
             timings["decoder_gan_seconds"] = gan_hist["seconds"]
         vae_id = save_weights(vae, out / "vae.safetensors", "vae", cfg, loss=hist["loss"][::10],
                               seconds=hist["seconds"], machine=machine(device, cfg.bf16), **gan)
-        data = LatentDataset(mean, std, labels, vae.scale.item())
+        data = LatentDataset(posterior.mean, posterior.std, labels, vae.scale.item())
     else:
         data = LatentDataset(x, None, labels, 1.0)
     unet, hist = train_unet(cfg, data, device)

@@ -3,10 +3,14 @@ the "first stage" of Rombach et al. 2022). GroupNorm, SiLU and channel attention
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
+
+from .device import autocast
 
 
 def norm(c: int) -> nn.GroupNorm:
@@ -36,6 +40,24 @@ def latent_scale(mean, std, eps):
     every entry of the latents it sees, the posterior samples z = mu + sigma * eps (not the means).
     mean, std, eps: [N, C, H, W]; train_vae stores it as vae.scale (Rombach et al. 2022, 4.3.2)."""
     return 1.0 / (mean + std * eps).std()
+
+
+class Posterior(NamedTuple):
+    """What the encoder says about an image: the diagonal Gaussian q(z | x) = N(mean, exp(logvar)),
+    mean and logvar each [N, C, H, W]. A tuple, so `mean, logvar = vae.encode(x)` works too."""
+    mean: torch.Tensor
+    logvar: torch.Tensor
+
+    @property
+    def std(self) -> torch.Tensor:
+        return torch.exp(0.5 * self.logvar)
+
+    def sample(self, generator=None) -> torch.Tensor:
+        """z = mean + std * eps, eps ~ N(0, I) (the reparameterisation trick)."""
+        return self.mean + self.std * torch.randn(self.mean.shape, generator=generator, device=self.mean.device)
+
+    def to(self, device) -> "Posterior":
+        return Posterior(self.mean.to(device), self.logvar.to(device))
 
 
 class ChannelAttention(nn.Module):
@@ -125,19 +147,18 @@ class VAE(nn.Module):
         # it gives the diffusion model unit-variance inputs, whatever the KL weight did to the scale.
         self.register_buffer("scale", torch.tensor(1.0))
 
-    def encode(self, x):
-        """x in [-1,1], [N,1,28,28] -> posterior (mean, logvar), each [N,C,7,7]."""
-        return self.encoder(x)
+    def encode(self, x) -> Posterior:
+        """x in [-1,1], [N,1,28,28] -> Posterior(mean, logvar), each [N,C,7,7]. For many images
+        at once, batched and returned on the CPU: `posteriors`."""
+        return Posterior(*self.encoder(x))
 
     def decode(self, z):
         """Unscaled latent [N,C,7,7] -> image [N,1,28,28] (roughly [-1,1]; clip before display)."""
         return self.decoder(z)
 
     def forward(self, x, generator=None):
-        mean, logvar = self.encode(x)
-        # reparameterisation trick: z = mu + sigma * eps, eps ~ N(0, I)
-        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator, device=mean.device)
-        return self.decode(z), mean, logvar
+        posterior = self.encode(x)
+        return self.decode(posterior.sample(generator)), posterior.mean, posterior.logvar
 
     @staticmethod
     def kl(mean, logvar):
@@ -150,6 +171,21 @@ class VAE(nn.Module):
         kl = self.kl(mean.float(), logvar.float())
         # the parts stay tensors: reading them (.item()) at every step would wait for the GPU
         return rec + kl_weight * kl, {"rec": rec.detach(), "kl": kl.detach()}
+
+
+@torch.no_grad()
+def posteriors(vae: VAE, images: torch.Tensor, *, bf16: bool = True, batch: int = 1000) -> Posterior:
+    """The Posterior of every image, encoded `batch` at a time on the VAE's device (under autocast
+    where bf16 is fast there) and returned in float32 on the CPU, from images on any device, so
+    that a caller never mixes devices: the UNet's training data, and the notebooks' latents."""
+    means, logvars = [], []
+    device = vae.scale.device
+    with autocast(device, bf16):
+        for i in range(0, len(images), batch):
+            mean, logvar = vae.encode(images[i:i + batch].to(device))
+            means.append(mean.float().cpu())
+            logvars.append(logvar.float().cpu())
+    return Posterior(torch.cat(means), torch.cat(logvars))
 
 
 class PatchDiscriminator(nn.Module):

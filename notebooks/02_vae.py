@@ -51,7 +51,8 @@ from fmnist_ldm.course.notebook import notebook_preset, say_estimate
 from fmnist_ldm.data import CLASS_NAMES, load_fashion_mnist, to_model_range, to_uint8
 from fmnist_ldm.metrics import reconstruction_metrics
 from fmnist_ldm.pipeline import MODEL_DIR
-from fmnist_ldm.train import encode, train_vae
+from fmnist_ldm.train import train_vae
+from fmnist_ldm.vae import posteriors
 from fmnist_ldm.course.figures import pca_basis, tile
 from fmnist_ldm.weights import build_vae, load_model
 
@@ -163,7 +164,7 @@ def say_metrics(who, m):
 ours = reconstruction_metrics(vae, test_x[:n_eval], cfg)
 say_metrics("The VAE trained above:", ours)
 with torch.no_grad():
-    rec = to_uint8(vae.decode(vae.encode(to_model_range(test_x[:12]))[0]))
+    rec = to_uint8(vae.decode(vae.encode(to_model_range(test_x[:12])).mean))
 plt.figure(figsize=(12, 2.4))
 plt.imshow(tile(torch.cat([test_x[:12], rec]), ncol=12), cmap="gray"); plt.axis("off")
 plt.title("real (top) and reconstructed (bottom)")
@@ -201,7 +202,7 @@ gap = shipped["psnr"] - ours["psnr"]
 print(f"So the shipped VAE's PSNR is {abs(gap):.1f} dB {'higher' if gap > 0 else 'lower'} and its SSIM "
       f"{'higher' if shipped['ssim'] > ours['ssim'] else 'lower'}: a wider, longer-trained VAE and the adversary together.")
 with torch.no_grad():
-    rec_shipped = to_uint8(shipped_vae.decode(shipped_vae.encode(to_model_range(test_x[:12]))[0]))
+    rec_shipped = to_uint8(shipped_vae.decode(shipped_vae.encode(to_model_range(test_x[:12])).mean))
 plt.figure(figsize=(12, 3.5))
 plt.imshow(tile(torch.cat([test_x[:12], rec, rec_shipped]), ncol=12), cmap="gray")
 plt.yticks([2 + 58 * r + 28 for r in range(3)], ["real", "VAE above", "shipped"]); plt.xticks([])
@@ -216,7 +217,7 @@ plt.show()
 
 # %%
 with torch.no_grad():
-    z = shipped_vae.encode(to_model_range(test_x[:3]))[0]
+    z = shipped_vae.encode(to_model_range(test_x[:3])).mean
 lim = z.abs().max().item()
 channels = z.shape[1]                     # 4 for the shipped VAE
 fig, axes = plt.subplots(3, 1 + channels, figsize=(1.8 * (1 + channels), 5))
@@ -240,7 +241,8 @@ plt.show()
 
 # %%
 n_latents = 3000
-mean, std = encode(shipped_vae, to_model_range(test_x[:n_latents]), shipped_cfg)
+shipped_posterior = posteriors(shipped_vae, to_model_range(test_x[:n_latents]), bf16=shipped_cfg.bf16)
+mean, std = shipped_posterior.mean, shipped_posterior.std
 labels = test_y[:n_latents]
 m, comps = pca_basis(mean)
 pts = (mean.flatten(1) - m) @ comps.T
@@ -327,7 +329,7 @@ assert check_psnr(psnr_per_image)
 # %%
 x = to_model_range(test_x[:n_eval])
 with torch.no_grad():
-    rec_all = shipped_vae.decode(shipped_vae.encode(x)[0]).clamp(-1, 1)
+    rec_all = shipped_vae.decode(shipped_vae.encode(x).mean).clamp(-1, 1)
 psnrs = psnr_per_image(x, rec_all)
 per_class = torch.stack([psnrs[test_y[:n_eval] == c].median() for c in range(cfg.num_classes)])
 order = per_class.argsort()
@@ -372,9 +374,9 @@ assert check_kl_per_channel(kl_per_channel)
 
 # %%
 from fmnist_ldm.vae import kl_per_channel as library_kl_per_channel
-ours_mean, ours_std = encode(vae, to_model_range(test_x[:n_latents]), cfg)
-for who, (mu_, sd_) in (("the VAE trained above", (ours_mean, ours_std)), ("the shipped VAE", (mean, std))):
-    per_channel = library_kl_per_channel(mu_, 2 * sd_.log())      # logvar = log sigma^2
+ours = posteriors(vae, to_model_range(test_x[:n_latents]), bf16=cfg.bf16)
+for who, posterior in (("the VAE trained above", ours), ("the shipped VAE", shipped_posterior)):
+    per_channel = library_kl_per_channel(posterior.mean, posterior.logvar)
     share = per_channel / per_channel.sum()
     print(f"{who}: KL per channel " + ", ".join(f"{v:.0f}" for v in per_channel.tolist())
           + f" nats per image; the most in channel {share.argmax().item()} ({share.max():.0%} of the total), "

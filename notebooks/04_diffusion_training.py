@@ -60,7 +60,8 @@ from fmnist_ldm.diffusion import NoiseSchedule, ddim_step, ddpm_step
 from fmnist_ldm.pipeline import Pipeline
 from fmnist_ldm.progress import progress
 from fmnist_ldm.sampling import DEFAULTS, sample
-from fmnist_ldm.train import EMA, encode, train_step, train_unet, unet_loss
+from fmnist_ldm.train import EMA, train_step, train_unet, unet_loss
+from fmnist_ldm.vae import posteriors
 from fmnist_ldm.course.figures import tile
 from fmnist_ldm.weights import build_unet
 
@@ -291,10 +292,10 @@ for t in (999, 500, 10):
 # Encoding once, instead of at every step, is what makes UNet training cheap on a CPU.
 
 # %%
-mean, std = encode(shipped.vae, to_model_range(train_x), shipped.cfg)
-data = LatentDataset(mean, std, train_y, shipped.vae.scale.item())
+train_posterior = posteriors(shipped.vae, to_model_range(train_x), bf16=shipped.cfg.bf16)   # (mean, logvar)
+data = LatentDataset(train_posterior.mean, train_posterior.std, train_y, shipped.vae.scale.item())
 ucfg = dataclasses.replace(cfg, vae_channels=shipped.cfg.vae_channels, latent_channels=shipped.cfg.latent_channels)
-print(f"{len(data):,} latents of shape {tuple(mean.shape[1:])}, trained on in batches of {ucfg.batch_size}")
+print(f"{len(data):,} latents of shape {tuple(train_posterior.mean.shape[1:])}, trained on in batches of {ucfg.batch_size}")
 
 # %% [markdown]
 # ### One training step, by hand

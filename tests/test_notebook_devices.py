@@ -8,7 +8,7 @@ functions move their data themselves and hand back CPU models. What a notebook c
 (a UNet, a VAE, a student, a judge) therefore has to be on the CPU: such modules may be taken only
 from a pipeline or judge made with device="cpu" (or trained by the library, which returns CPU
 models). A cell that broke either rule would crash on a student's GPU (notebook 04 once did:
-CPU noise fed to latents that `train.encode` left on the GPU); this test finds it on a CPU.
+CPU noise fed to latents that the encoding left on the GPU); this test finds it on a CPU.
 """
 import ast
 from pathlib import Path

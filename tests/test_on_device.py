@@ -29,7 +29,7 @@ from fmnist_ldm.distill import Trajectories, distill_loss
 from fmnist_ldm.metrics import Judge, judge_features
 from fmnist_ldm.pipeline import Pipeline
 from fmnist_ldm.sampling import consistency_sample, guided_denoiser, sample
-from fmnist_ldm.vae import DecoderGAN, PatchDiscriminator
+from fmnist_ldm.vae import DecoderGAN, PatchDiscriminator, Posterior, posteriors
 from fmnist_ldm.weights import build_unet, build_vae
 
 REAL = os.environ.get("FMNIST_TEST_DEVICE")
@@ -181,8 +181,8 @@ def test_one_training_step_of_each_stage_through_fit(on_device, cfg, stage):
             loss = T.vae_loss(cfg, model, images.to(dev))
         elif stage == "decoder_gan":
             model = DecoderGAN(build_vae(cfg).decoder, PatchDiscriminator(8))
-            mean, std = torch.randn(n, 4, 7, 7).to(dev), torch.rand(n, 4, 7, 7).to(dev)
-            loss = T.decoder_gan_loss(cfg, model, images.to(dev), mean, std)
+            posterior = Posterior(torch.randn(n, 4, 7, 7), torch.randn(n, 4, 7, 7)).to(dev)
+            loss = T.decoder_gan_loss(cfg, model, images.to(dev), posterior)
         elif stage == "unet":
             model = build_unet(cfg)
             data = LatentDataset(torch.randn(n, 4, 7, 7), torch.rand(n, 4, 7, 7), torch.randint(0, 10, (n,)), 1.3)
@@ -277,9 +277,9 @@ def test_pipeline_is_cpu_in_cpu_out(on_device, cfg):
     _same_syncs(harness, run, 3, 9)
 
 
-def test_train_encode_returns_cpu_tensors(on_device, cfg):
+def test_posteriors_returns_cpu_tensors(on_device, cfg):
     dev, harness = on_device
     with harness():
         vae = build_vae(cfg).to(dev)
-        mean, std = T.encode(vae, torch.rand(5, 1, 28, 28) * 2 - 1, cfg, batch=2)
-        assert mean.device == CPU and std.device == CPU and mean.shape == (5, 4, 7, 7)
+        mean, logvar = posteriors(vae, torch.rand(5, 1, 28, 28) * 2 - 1, bf16=cfg.bf16, batch=2)
+        assert mean.device == CPU and logvar.device == CPU and mean.shape == (5, 4, 7, 7)

@@ -9,7 +9,7 @@ import torch
 from fmnist_ldm import train as T
 from fmnist_ldm.data import LatentDataset
 from fmnist_ldm.device import NonFiniteError
-from fmnist_ldm.vae import DecoderGAN, PatchDiscriminator
+from fmnist_ldm.vae import DecoderGAN, PatchDiscriminator, Posterior
 from fmnist_ldm.weights import build_unet, build_vae
 
 N, B = 16, 4
@@ -26,8 +26,8 @@ def _stage(cfg, stage):
         loss, net = T.vae_loss(cfg, model, images), model.decoder
     elif stage == "decoder_gan":
         model = DecoderGAN(build_vae(cfg).decoder, PatchDiscriminator(8))
-        mean, std = torch.randn(N, 4, 7, 7, generator=gen), torch.rand(N, 4, 7, 7, generator=gen)
-        loss, net = T.decoder_gan_loss(cfg, model, images, mean, std), model.decoder
+        posterior = Posterior(torch.randn(N, 4, 7, 7, generator=gen), torch.randn(N, 4, 7, 7, generator=gen))
+        loss, net = T.decoder_gan_loss(cfg, model, images, posterior), model.decoder
     else:
         model = build_unet(cfg)
         data = LatentDataset(torch.randn(N, 4, 7, 7, generator=gen), torch.rand(N, 4, 7, 7, generator=gen),

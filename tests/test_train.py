@@ -4,7 +4,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmnist_ldm.train import atomic_save, fit
+from fmnist_ldm.files import atomic_save
+from fmnist_ldm.train import fit
+from fmnist_ldm.vae import Posterior
 
 
 def _run(cfg, ckpt, epochs, stop_after=None):
@@ -83,8 +85,8 @@ def test_sharpen_decoder_leaves_the_encoder_and_latents_alone(tiny_cfg):
     vae = build_vae(cfg)
     encoder, decoder = copy.deepcopy(vae.encoder.state_dict()), copy.deepcopy(vae.decoder.state_dict())
     images = torch.rand(32, 1, 28, 28) * 2 - 1
-    mean, std = torch.randn(32, 4, 7, 7), torch.rand(32, 4, 7, 7) * 0.1
-    vae, hist = sharpen_decoder(cfg, vae, images, mean, std)
+    posterior = Posterior(torch.randn(32, 4, 7, 7), torch.rand(32, 4, 7, 7) * 2 - 6)
+    vae, hist = sharpen_decoder(cfg, vae, images, posterior)
     assert len(hist["loss"]) == 4
     assert (Path(cfg.out_dir) / "decoder_gan.ckpt").exists()      # resumable like every stage
     for k, v in vae.encoder.state_dict().items():
@@ -104,13 +106,13 @@ def test_sharpen_decoder_deepens_the_decoder_and_the_export_reloads(tiny_cfg, tm
     vae = build_vae(cfg, stage="vae")
     assert vae.decoder.blocks == 1
     images = torch.rand(16, 1, 28, 28) * 2 - 1
-    mean, std = torch.randn(16, 4, 7, 7), torch.rand(16, 4, 7, 7) * 0.1
-    vae, _ = sharpen_decoder(cfg, vae, images, mean, std)
+    posterior = Posterior(torch.randn(16, 4, 7, 7), torch.rand(16, 4, 7, 7) * 2 - 6)
+    vae, _ = sharpen_decoder(cfg, vae, images, posterior)
     assert vae.decoder.blocks == 2
     save_weights(vae, tmp_path / "vae.safetensors", "vae", cfg)
     loaded, _ = load_model(tmp_path / "vae.safetensors", "vae")
     with torch.no_grad():
-        torch.testing.assert_close(loaded.decode(mean[:2]), vae.decode(mean[:2]))
+        torch.testing.assert_close(loaded.decode(posterior.mean[:2]), vae.decode(posterior.mean[:2]))
 
 
 # --- each stage resumes by the fields it depends on, not the whole config ---------------------
@@ -160,8 +162,8 @@ def test_a_finished_decoder_gan_stage_is_loaded_whatever_only_the_unet_changes(t
     from fmnist_ldm.train import sharpen_decoder
     from fmnist_ldm.weights import build_vae
     cfg, images = _stage_cfg(tiny_cfg), _images()
-    mean, std = torch.randn(32, 4, 7, 7), torch.rand(32, 4, 7, 7) * 0.1
-    run = lambda c: sharpen_decoder(c, build_vae(c, stage="vae"), images, mean, std)[1]
+    posterior = Posterior(torch.randn(32, 4, 7, 7), torch.rand(32, 4, 7, 7) * 2 - 6)
+    run = lambda c: sharpen_decoder(c, build_vae(c, stage="vae"), images, posterior)[1]
     hist = run(cfg)
     for change in _unrelated_changes(cfg, dict(lr=0.5, unet_channels=(32, 64), schedule="linear")):
         assert run(dataclasses.replace(cfg, **change))["loss"] == hist["loss"], change
@@ -210,7 +212,7 @@ def test_encoding_time_is_timed_not_inferred_on_a_resumed_run(tiny_cfg, monkeypa
     processes' training time too: a resumed run wrote a negative time (-14.75 s) into the weights."""
     import dataclasses
     import fmnist_ldm.train
-    from fmnist_ldm.train import atomic_save, train_all
+    from fmnist_ldm.train import train_all
     from fmnist_ldm.weights import read_weights
     images = (torch.rand(32, 28, 28, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
     monkeypatch.setattr(fmnist_ldm.train, "load_fashion_mnist", lambda split, root=None: (images, torch.arange(32) % 10))

@@ -9,6 +9,7 @@ from safetensors.torch import load_file, save_file
 
 from fmnist_ldm.metrics import load_judge
 from fmnist_ldm.pipeline import MODEL_DIR
+from fmnist_ldm.vae import Posterior
 from fmnist_ldm.weights import (WeightsError, build_unet, build_vae, load_model, load_pair, read_weights,
                                 save_weights, weights_id)
 
@@ -171,7 +172,7 @@ def test_train_all_ties_the_unet_to_its_vae(tiny_cfg, monkeypatch):
     monkeypatch.setattr(train, "load_fashion_mnist", lambda split, root: (images, torch.zeros(8, dtype=torch.long)))
     latents = torch.zeros(8, tiny_cfg.latent_channels, 7, 7)
     monkeypatch.setattr(train, "train_vae", lambda cfg, x, device=None: (build_vae(cfg), {"loss": [1.0], "seconds": 0.0, "encode_seconds": 0.0},
-                                                            (latents, latents + 1)))
+                                                            Posterior(latents, latents)))
     monkeypatch.setattr(train, "train_unet", lambda cfg, data, device=None: (build_unet(cfg), {"loss": [1.0], "seconds": 0.0}))
     train.train_all(tiny_cfg)
     out = tiny_cfg.out_dir                                # a tmp folder (see conftest)

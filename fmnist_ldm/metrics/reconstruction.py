@@ -19,7 +19,7 @@ def reconstruction_metrics(vae, images_uint8, cfg: Config | None = None, batch: 
     for i in range(0, len(images_uint8), batch):
         x = to_model_range(images_uint8[i:i + batch].to(device))
         with autocast(device, cfg.bf16 if cfg else True):
-            rec = vae.decode(vae.encode(x)[0]).float().clamp(-1, 1)
+            rec = vae.decode(vae.encode(x).mean).float().clamp(-1, 1)
         a, b = (x + 1) / 2, (rec + 1) / 2
         se += (a - b).pow(2).sum().item()
         count += a.numel()
