@@ -1,8 +1,9 @@
 """One training loop (`fit`) and the pipeline's stages on it: AdamW, EMA weights
-(torch.optim.swa_utils), bf16 autocast, text progress bars (progress.py), and atomic checkpoints holding model, optimiser,
-EMA, step, loss history and the stage's config, so that a run stopped at any moment resumes
-exactly where it stopped (data order and noise are functions of (seed, step), not of how often
-the process was restarted). The judge (metrics.train_judge) and the ablations' timer use it too."""
+(torch.optim.swa_utils), bf16 autocast, text progress bars (progress.py), and atomic checkpoints
+holding model, optimiser, EMA, step, loss history and the stage's config, so that a run stopped at
+any moment resumes exactly where it stopped (training_run.py: data order and noise are functions
+of (seed, step), not of how often the process was restarted). The judge (metrics.train_judge) and
+the ablations' timer use it too."""
 from __future__ import annotations
 
 import math
@@ -13,10 +14,10 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from .config import Config
-from .device import NonFiniteError, autocast, generator, get_device, grad_scaler, machine, precision, randn
+from .device import autocast, get_device, grad_scaler, machine, randn
 from .data import LatentDataset, load_fashion_mnist, to_model_range
 from .diffusion import NoiseSchedule, training_loss
-from .files import atomic_save
+from .training_run import TrainingRun, batches
 from .vae import DecoderGAN, Posterior, latent_scale, posteriors
 from .weights import build_unet, build_vae, save_weights
 from .progress import progress
@@ -57,10 +58,6 @@ class EMA(AveragedModel):
         self.n_averaged += 1
 
 
-def _tuples(v):
-    return tuple(v) if isinstance(v, list) else v
-
-
 def warmup_cosine(warmup: int, total: int):
     """Learning-rate factor at step s: linear warm-up over `warmup` steps (0 or 1: none), then
     cosine decay to 0 at step `total` (Loshchilov & Hutter 2017)."""
@@ -95,6 +92,18 @@ def train_step(model, step_loss, idx, gen, opt, *, ema=None, scaler=None, lr_sch
     return loss.detach()
 
 
+def _trained_parts(model, lr, weight_decay, lr_schedule, warmup_steps, total, ema_decay, bf16, device) -> dict:
+    """What training changes, and a checkpoint holds, by name: the model, AdamW, the LR schedule,
+    and the EMA and the loss scaler where they are used (the scaler only in float16)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scaler = grad_scaler(device, bf16)
+    sched = (lr_schedule(opt, total) if lr_schedule else
+             torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(warmup_steps, total)))
+    ema = None if ema_decay is None else EMA(model, ema_decay)
+    return {"model": model, "opt": opt, "sched": sched, **({"ema": ema} if ema else {}),
+            **({"scaler": scaler} if scaler.is_enabled() else {})}
+
+
 def fit(model, step_loss, n_items: int, batch_size: int, lr: float, *, epochs: int | None = None,
         steps: int | None = None, seed: int = 0, weight_decay: float = 0.0, warmup_steps: int = 1,
         lr_schedule=None, ema_decay: float | None = None, bf16: bool = True,
@@ -126,95 +135,38 @@ def fit(model, step_loss, n_items: int, batch_size: int, lr: float, *, epochs: i
     training time, earlier processes' included})."""
     if batch_size > n_items:
         raise ValueError(f"batch_size ({batch_size}) must be at most the number of items to train on ({n_items})")
-    steps_per_epoch = n_items // batch_size
-    total = steps if steps is not None else (epochs or 0) * steps_per_epoch
+    total = steps if steps is not None else (epochs or 0) * (n_items // batch_size)
     if total < 1:
         raise ValueError(f"fit needs epochs >= 1 or steps >= 1, not epochs={epochs}, steps={steps}")
-    fingerprint, device = fingerprint or {}, get_device(device)
+    device = get_device(device)
     model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scaler = grad_scaler(device, bf16)              # a no-op except in float16
-    sched = (lr_schedule(opt, total) if lr_schedule else
-             torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(warmup_steps, total)))
-    ema = None if ema_decay is None else EMA(model, ema_decay)
-    states = {"model": model, "opt": opt, "sched": sched, **({"ema": ema} if ema else {}),
-              **({"scaler": scaler} if scaler.is_enabled() else {})}
-    step, history, elapsed = 0, [], 0.0
-    if ckpt_path is not None and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
-        # compare only the fields the checkpoint knows: fields added to Config since did not exist then
-        changed = [k for k, v in fingerprint.items() if k in ck["config"] and _tuples(ck["config"][k]) != v]
-        if changed:
-            raise ValueError(f"{ckpt_path} was written with another config ({', '.join(sorted(changed))} "
-                             "differ); delete it or use another out_dir to start afresh")
-        for name, obj in states.items():
-            # across precisions: a checkpoint written without loss scaling (CPU, bf16) starts the
-            # scaler afresh; one written under fp16 keeps a scaler state that is then not read
-            if name == "scaler" and name not in ck:
-                continue
-            obj.load_state_dict(ck[name])
-        step, history, elapsed = ck["step"], ck["history"], ck["elapsed"]
-
-    pending = []                                    # losses still on the device: read every 50 steps
-    dtype = precision(device, bf16)
-
-    def stop(what: str, at: int):
-        kept = f"{ckpt_path} is kept as it was" if ckpt_path is not None and ckpt_path.exists() else \
-            "nothing was saved"
-        other = f"FMNIST_AMP=fp32 to rule out {dtype}" if dtype != "float32" else "another seed"
-        raise NonFiniteError(f"{desc}: {what} at step {at} of {total} ({dtype} on {device.type}); "
-                             f"{kept}. Try a lower learning rate, or {other}")
-
-    def flush():
-        if pending:
-            losses = torch.stack(pending).float().cpu().tolist()      # one copy, one wait
-            first = step - len(losses) + 1
-            for i, v in enumerate(losses):
-                if not math.isfinite(v):
-                    stop(f"the loss became {v}", first + i)
-            history.extend(losses)
-        pending.clear()
-
-    def check_weights():                          # one wait per checkpoint, and at the end
-        weights = [*model.parameters(), *([] if ema is None else ema.parameters())]
-        if not torch.stack([torch.isfinite(w.detach()).all() for w in weights]).all():
-            stop("the weights became NaN or inf", step)
-
-    def save():
-        flush()
-        check_weights()
-        atomic_save({**{name: obj.state_dict() for name, obj in states.items()}, "step": step,
-                     "history": history, "elapsed": elapsed, "config": fingerprint}, ckpt_path)
+    parts = _trained_parts(model, lr, weight_decay, lr_schedule, warmup_steps, total, ema_decay, bf16, device)
+    opt, sched, ema, scaler = parts["opt"], parts["sched"], parts.get("ema"), parts.get("scaler")
+    run = TrainingRun(parts, ckpt_path, fingerprint or {}, desc, total, device, bf16)
+    run.resume()
     model.train()
-    bar = progress(total=total, initial=step, desc=desc, mininterval=2)
-    t0 = time.perf_counter() - elapsed
-    order_epoch, order = None, None
-    while step < total:
-        epoch, i = divmod(step, steps_per_epoch)
-        if epoch != order_epoch:     # drawn on the CPU (the same order on every device), moved once an epoch
-            order_epoch = epoch
-            order = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed * 10_007 + epoch)).to(device)
-        idx = order[i * batch_size:(i + 1) * batch_size]
-        gen = generator(device, seed * 1_000_003 + step)
+    bar = progress(total=total, initial=run.step, desc=desc, mininterval=2)
+    t0 = time.perf_counter() - run.elapsed
+    for idx, gen in batches(n_items, batch_size, seed, run.step, total, device):
         loss = train_step(model, step_loss, idx, gen, opt, ema=ema, scaler=scaler, lr_schedule=sched,
                           device=device, bf16=bf16)
-        step += 1
-        pending.append(loss)
+        run.step += 1
+        run.pending.append(loss)
         bar.update(1)
-        if step % 50 == 0 or after_step is not None:   # .item() waits for the GPU: not every step
-            flush()
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{sum(history[-50:]) / 50:.4f}")
-        elapsed = time.perf_counter() - t0
+        if run.step % 50 == 0 or after_step is not None:   # .item() waits for the GPU: not every step
+            run.read_losses()
+        if run.step % 50 == 0:
+            bar.set_postfix(loss=f"{sum(run.history[-50:]) / 50:.4f}")
+        run.elapsed = time.perf_counter() - t0
         if after_step is not None:
-            after_step(step, history[-1])
-        if ckpt_path is not None and (step % checkpoint_every == 0 or step == total):
-            save()
-    flush()
+            after_step(run.step, run.history[-1])
+        if ckpt_path is not None and (run.step % checkpoint_every == 0 or run.step == total):
+            run.save()
+    run.read_losses()
     if ckpt_path is None:                           # else the last save() checked them
-        check_weights()
+        run.check_weights()
     bar.close()
-    return (model if ema is None else ema.module).eval(), {"loss": history, "seconds": elapsed}
+    return (model if ema is None else ema.module).eval(), {"loss": run.history, "seconds": run.elapsed}
 
 
 def fit_stage(cfg: Config, stage: str, model, step_loss, n_items: int, batch_size: int, lr: float,

@@ -22,6 +22,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from fmnist_ldm import device as D
 from fmnist_ldm import train as T
+from fmnist_ldm import training_run as R
 from fmnist_ldm.config import preset
 from fmnist_ldm.data import LatentDataset
 from fmnist_ldm.diffusion import NoiseSchedule, ddim_step, ddpm_step, dpmpp2m_step, training_loss
@@ -116,7 +117,7 @@ def on_device(request, monkeypatch):
 
     if name == "meta":
         monkeypatch.setattr(D, "DEVICE_TYPES", (*D.DEVICE_TYPES, "meta"))
-        monkeypatch.setattr(T, "generator", stand_in_generator)
+        monkeypatch.setattr(R, "generator", stand_in_generator)     # the one fit's loop draws with
         return torch.device("meta"), harness
     try:
         return D.get_device(name), harness
@@ -146,7 +147,7 @@ def test_vae_discriminator_and_judge_forwards(on_device, cfg):
     with harness():
         vae, disc, judge = build_vae(cfg).to(dev), PatchDiscriminator(16).to(dev), Judge().to(dev).eval()
         x = torch.rand(2, 1, 28, 28, device=dev) * 2 - 1
-        recon, mean, logvar = vae(x, T.generator(dev, 0))
+        recon, mean, logvar = vae(x, R.generator(dev, 0))
         assert recon.shape == x.shape and mean.shape == (2, 4, 7, 7) and recon.device.type == dev.type
         assert disc(x).shape == (2, 1, 7, 7)
         assert judge(x).shape == (2, 10) and judge.features(x).shape == (2, 256)
@@ -202,7 +203,7 @@ def test_min_snr_weights_live_on_the_device(on_device, cfg):
     with harness():
         unet, schedule = build_unet(cfg).to(dev), NoiseSchedule()
         x0, y = torch.randn(4, 4, 7, 7, device=dev), torch.tensor([1, 2, 3, 10], device=dev)
-        loss = training_loss(unet, schedule, x0, y, "v", 0.1, 10, T.generator(dev, 0), min_snr_gamma=5.0)
+        loss = training_loss(unet, schedule, x0, y, "v", 0.1, 10, R.generator(dev, 0), min_snr_gamma=5.0)
         assert loss.shape == () and loss.device.type == dev.type
 
 
@@ -212,10 +213,10 @@ def test_distillation_loss(on_device, cfg):
         student, schedule = build_unet(cfg).to(dev), NoiseSchedule()
         runs = Trajectories(torch.randn(6, 5, 4, 7, 7).half(), torch.arange(6) % 11, [999, 749, 499, 249, -1]).to(dev)
         loss_fn, idx = distill_loss(student, schedule, "v", runs), torch.tensor([0, 2, 5]).to(dev)
-        loss_fn(idx, T.generator(dev, 0))
+        loss_fn(idx, R.generator(dev, 0))
         before = len(syncs) if syncs is not None else 0
         for step in range(3):
-            loss = loss_fn(idx, T.generator(dev, step))
+            loss = loss_fn(idx, R.generator(dev, step))
             loss.backward()
         assert loss.shape == () and loss.device.type == dev.type
         if syncs is not None:
