@@ -81,50 +81,54 @@ def notebook_preset(**overrides) -> Config:
     return preset(mode, out_dir=f"runs/notebooks-{mode}", **overrides)
 
 
-def _seconds_per_step(model, loss_fn, steps: int = 2) -> float:
-    """Time optimiser steps on random data (after one untimed warm-up step)."""
+def _seconds_per_step(model, step_loss, batch_size: int, cfg: Config, device, steps: int = 2) -> float:
+    """The median time of `steps` optimiser steps as fit takes them (train.train_step: autocast,
+    AdamW, the loss scaler where one runs, the EMA update), after one untimed warm-up step."""
+    from ..device import generator, grad_scaler
+    from ..train import EMA, train_step
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    times = []
-    for _ in range(steps + 1):
+    ema, scaler = EMA(model, cfg.ema_decay), grad_scaler(device, cfg.bf16)
+    idx, times = torch.arange(batch_size, device=device), []
+    for step in range(steps + 1):
         t0 = time.perf_counter()
-        loss = loss_fn()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        synchronize(next(model.parameters()).device)        # CUDA and MPS run asynchronously
+        train_step(model, step_loss, idx, generator(device, step), opt, ema=ema, scaler=scaler, device=device,
+                   bf16=cfg.bf16)
+        synchronize(device)                                 # CUDA and MPS run asynchronously
         times.append(time.perf_counter() - t0)
     return sorted(times[1:])[len(times[1:]) // 2]
 
 
 def estimate_training(cfg: Config, stages=("vae", "decoder_gan", "unet"), n_images: int = 60_000) -> dict:
-    """Measured, not guessed: time a few optimiser steps of each stage on this machine and
-    multiply by the stage's number of steps. Returns seconds per stage (a stage the config
-    switches off, like fast mode's decoder GAN, is left out)."""
-    from ..device import autocast
-    from ..diffusion import NoiseSchedule, training_loss
-    from ..vae import DecoderGAN
+    """Measured, not guessed: time a few optimiser steps of each stage on this machine, with the
+    library's own step losses (train.vae_loss, decoder_gan_loss, unet_loss) on one batch of random
+    data, and multiply by the stage's number of steps. Returns seconds per stage (a stage the
+    config switches off, like fast mode's decoder GAN, is left out)."""
+    from ..data import LatentDataset
+    from ..train import decoder_gan_loss, unet_loss, vae_loss
+    from ..vae import DecoderGAN, Posterior
     from ..weights import build_unet, build_vae
     device, out = get_device(), {}
-    with autocast(device, cfg.bf16):
-        if "vae" in stages:
-            vae = build_vae(cfg, stage="vae").to(device)
-            x = torch.rand(cfg.vae_batch_size, 1, IMAGE_SIZE, IMAGE_SIZE, device=device) * 2 - 1
-            per = _seconds_per_step(vae, lambda: vae.loss(x, cfg.vae_kl_weight)[0])
-            out["vae"] = per * cfg.vae_epochs * (n_images // cfg.vae_batch_size)
-        if "decoder_gan" in stages and cfg.vae_gan_epochs:
-            gan = DecoderGAN(build_vae(cfg).decoder).to(device)
-            x = torch.rand(cfg.vae_batch_size, 1, IMAGE_SIZE, IMAGE_SIZE, device=device) * 2 - 1
-            z = torch.randn(cfg.vae_batch_size, cfg.latent_channels, cfg.latent_size, cfg.latent_size, device=device)
-            per = _seconds_per_step(gan, lambda: gan.loss(x, z, cfg.vae_gan_weight)[0])
-            out["decoder_gan"] = per * cfg.vae_gan_epochs * (n_images // cfg.vae_batch_size)
-        if "unet" in stages:
-            unet = build_unet(cfg).to(device)
-            schedule = NoiseSchedule(cfg.schedule, cfg.timesteps)
-            x0 = torch.randn(cfg.batch_size, *cfg.sample_shape, device=device)
-            y = torch.randint(0, cfg.num_classes, (cfg.batch_size,), device=device)
-            per = _seconds_per_step(unet, lambda: training_loss(unet, schedule, x0, y, cfg.prediction,
-                                                                cfg.p_uncond, cfg.num_classes))
-            out["unet"] = per * (cfg.unet_steps or cfg.unet_epochs * (n_images // cfg.batch_size))
+    images = lambda n: torch.rand(n, 1, IMAGE_SIZE, IMAGE_SIZE, device=device) * 2 - 1
+    latents = lambda n: torch.randn(n, cfg.latent_channels, cfg.latent_size, cfg.latent_size, device=device)
+    per_epoch = n_images // cfg.vae_batch_size
+    if "vae" in stages:
+        vae = build_vae(cfg, stage="vae")
+        loss = vae_loss(cfg, vae, images(cfg.vae_batch_size))
+        out["vae"] = _seconds_per_step(vae, loss, cfg.vae_batch_size, cfg, device) * cfg.vae_epochs * per_epoch
+    if "decoder_gan" in stages and cfg.vae_gan_epochs:
+        gan = DecoderGAN(build_vae(cfg).decoder)
+        posterior = Posterior(latents(cfg.vae_batch_size), latents(cfg.vae_batch_size))     # (mean, logvar)
+        loss = decoder_gan_loss(cfg, gan, images(cfg.vae_batch_size), posterior)
+        per = _seconds_per_step(gan, loss, cfg.vae_batch_size, cfg, device)
+        out["decoder_gan"] = per * cfg.vae_gan_epochs * per_epoch
+    if "unet" in stages:
+        unet, shape = build_unet(cfg), (cfg.batch_size, *cfg.sample_shape)
+        std = torch.rand(shape, device=device) if cfg.space == "latent" else None      # pixel space: none
+        data = LatentDataset(torch.randn(shape, device=device), std,
+                             torch.randint(0, cfg.num_classes, (cfg.batch_size,), device=device), 1.0)
+        per = _seconds_per_step(unet, unet_loss(cfg, unet, data), cfg.batch_size, cfg, device)
+        out["unet"] = per * (cfg.unet_steps or cfg.unet_epochs * (n_images // cfg.batch_size))
     return out
 
 
