@@ -21,8 +21,10 @@ from .vae import norm
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
-    """Sinusoidal embedding (Vaswani et al. 2017, used by Ho et al. 2020):
-    emb[2i] = cos(t / P^(i/half)), emb[2i+1]... stored as [cos | sin] halves."""
+    """Sinusoidal embedding (Vaswani et al. 2017, used by Ho et al. 2020) of timesteps [N] -> [N, dim]:
+        emb[:, i] = cos(t / P^(i/half)),   emb[:, half + i] = sin(t / P^(i/half)),   i < half = dim // 2,
+    P = max_period: the cosines in the first half and the sines in the second, not interleaved as
+    in Vaswani et al. (the same features in another order; the shipped weights expect this one)."""
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t.float()[:, None] * freqs[None]
