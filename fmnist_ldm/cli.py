@@ -1,4 +1,4 @@
-"""python -m fmnist_ldm train | sample | distill | evaluate | train-judge | figures | export-onnx
+"""python -m fmnist_ldm train | sample | distill | evaluate | train-judge | figures | export-onnx | lab
 
 Bad input ends with one line `error: ...` saying what to do, and exit code 2."""
 from __future__ import annotations
@@ -114,6 +114,8 @@ def _check_args(a):
         checks.out_dir(Path(a.out_dir or distill_preset(a.preset).out_dir), "--out-dir")
     elif a.command == "export-onnx":
         checks.out_dir(Path(a.dir), "DIR")
+    elif a.command == "lab" and a.build is not None:
+        checks.out_dir(Path(a.build), "--build")
     elif a.command == "train-judge":
         checks.out_file(Path(a.out), "--out", (".safetensors",), "judge.safetensors")
     elif a.command == "evaluate" and a.samples:
@@ -297,13 +299,38 @@ def _add_export(sub):
     e.set_defaults(func=cmd_export_onnx)
 
 
+def cmd_lab(a):
+    from .lab import main as lab
+    lab(port=a.port, open_browser=not a.no_browser, build=a.build, model_dir=a.model_dir)
+
+
+def _port(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
+    if not 0 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535 (0: any free one), not {v}")
+    return v
+
+
+def _add_lab(sub):
+    b = sub.add_parser("lab", help="the model in a browser page (ONNX Runtime Web): serve it on 127.0.0.1 and "
+                                   "open it, or write it as a static site (--build)")
+    b.add_argument("--port", type=_port, default=8035, help="the port on 127.0.0.1 (default 8035; 0: any free one)")
+    b.add_argument("--no-browser", action="store_true", help="serve, but do not open a browser")
+    b.add_argument("--build", metavar="DIR", help="write the static site into DIR and stop")
+    b.add_argument("--model-dir", default=str(MODEL_DIR))
+    b.set_defaults(func=cmd_lab)
+
+
 def parser() -> OneLineParser:
     """The command line: one sub-command each for train, sample, distill, figures, evaluate, train-judge."""
     from .evaluate import add_parsers
     p = OneLineParser(prog="python -m fmnist_ldm", description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for add in (_add_train, _add_sample, _add_distill, _add_figures, _add_export):
+    for add in (_add_train, _add_sample, _add_distill, _add_figures, _add_export, _add_lab):
         add(sub)
     add_parsers(sub, _positive_int, MODEL_DIR, MODEL_DIR / "judge.safetensors")
     for command in sub.choices.values():
