@@ -16,7 +16,9 @@ const $ = (id) => document.getElementById(id);
 const log = (...a) => console.log("[lab]", ...a);
 
 ort.env.wasm.wasmPaths = new URL("./ort/", import.meta.url).href;
-ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, 4) : 1;
+// threads: all cores up to 4 where the page is cross-origin isolated (else WASM has one); ?threads=N overrides
+const askedThreads = parseInt(new URLSearchParams(location.search).get("threads"), 10);
+ort.env.wasm.numThreads = !self.crossOriginIsolated ? 1 : askedThreads > 0 ? askedThreads : Math.min(navigator.hardwareConcurrency || 1, 4);
 
 let manifest, sched, sessions = {}, queue = Promise.resolve();
 
