@@ -123,17 +123,21 @@ async function run(options, draw = null) {
   if (x.length !== n * per()) throw new Error(`noise must hold n x ${shape().join(" x ")} = ${n * per()} values, not ${x.length}`);
   const sampler = makeSampler(o.sampler, sched, manifest, randn);
   const w = sampler.guided ? o.guidance : 1.0;
+  // shown[k]: the decoded guess of the clean image at step k (the image itself at the last step);
+  // decoded as the run goes where it is drawn, else (the API) on demand by the step slider
   const traj = { ts: null, xs: [x], x0s: [], shown: [], n, classes: o.classes, options: o };
   const t0 = performance.now();
   x = await sample(denoiser(sampler.network, o.classes, w, o.guidanceInterval), sampler, x, o.steps,
     async ({ i, t, tNext, x: xn, x0, ts }) => {
-      traj.ts = ts; traj.xs.push(xn); traj.x0s.push(x0);
-      const shown = await decode(tNext < 0 ? xn : x0, n);     // the guess of the clean image; the image at the end
-      traj.shown.push(shown);
-      if (draw) await draw({ i, steps: ts.length - 1, t, shown, traj, ms: performance.now() - t0 });
+      traj.ts = ts; traj.xs.push(xn); traj.x0s.push(tNext < 0 ? xn : x0);
+      if (!draw) return;
+      const shown = await decode(traj.x0s[i], n);
+      traj.shown[i] = shown;
+      await draw({ i, steps: ts.length - 1, t, shown, traj, ms: performance.now() - t0 });
     });
-  const images = toUint8(traj.shown[traj.shown.length - 1]);
-  traj.images = images;
+  const S = traj.x0s.length;
+  traj.shown[S - 1] ??= await decode(x, n);
+  traj.images = toUint8(traj.shown[S - 1]);
   traj.ms = performance.now() - t0;
   return traj;
 }
@@ -195,7 +199,9 @@ async function showStep(k) {
   $("stepinfo").textContent = `step ${k}/${S}` + (k < S ? ` (t = ${tk})` : " (clean)");
   if (!zCache.has(k)) zCache.set(k, await serial(() => decode(last.xs[k], n)));
   drawGrid($("zt"), zCache.get(k), n);
-  const shown = last.shown[Math.min(k, S - 1)];
+  const j = Math.min(k, S - 1);
+  if (!last.shown[j]) last.shown[j] = await serial(() => decode(last.x0s[j], n));
+  const shown = last.shown[j];
   drawGrid($("x0"), shown, n);
   if (!judgeCache.has(k)) judgeCache.set(k, await serial(() => judge(shown, n)));
   drawProbs(judgeCache.get(k).subarray(selected * 10, selected * 10 + 10));
