@@ -19,8 +19,9 @@ The student keeps the teacher's architecture and output (v), so f is the v-param
 x0 = sqrt(abar_t) z_t - sqrt(1 - abar_t) v, which gives f(z, t) -> z as t -> 0 (the consistency
 boundary condition) for free, and it starts from the teacher's weights.
 
-Sampling (Song et al. 2023, Algorithm 1, "multistep consistency sampling"; sampling.consistency_sample): predict z_0 from pure
-noise, then, for each later timestep t, noise that guess back to t with fresh noise and predict again:
+Sampling (Song et al. 2023, Algorithm 1, "multistep consistency sampling"; samplers/consistency.py):
+predict z_0 from pure noise, then, for each later timestep t, noise that guess back to t with
+fresh noise and predict again:
 
     z_t = sqrt(abar_t) z0_hat + sqrt(1 - abar_t) eps,  eps ~ N(0, I);   z0_hat = f(z_t, t)   (2)
 

@@ -110,7 +110,7 @@ class Pipeline:
         if self.vae is None:
             return images.cpu()
         with autocast(self.device, self.cfg.bf16):
-            return (self.vae.encode(images.to(self.device))[0].float() * self.vae.scale).cpu()
+            return (self.vae.encode(images.to(self.device)).mean.float() * self.vae.scale).cpu()
 
     @torch.no_grad()
     def reconstruct(self, images_uint8: torch.Tensor, batch: int = 1000) -> torch.Tensor:

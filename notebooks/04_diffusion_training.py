@@ -26,7 +26,7 @@
 # ask the UNet of notebook 03 what it sees; to generate, we start from pure noise and let the UNet
 # remove a little of it at a time until a garment is left. This notebook builds both directions by
 # hand, each piece checked against the library (`fmnist_ldm.diffusion`, `fmnist_ldm.train`,
-# `fmnist_ldm.sampling`) that the command line and notebook 05 run.
+# `fmnist_ldm.samplers`, `fmnist_ldm.sampling`) that the command line and notebook 05 run.
 
 # %%
 # Setup: in Colab (or any Jupyter without the package) fetch the course, its code and shipped weights.
@@ -56,7 +56,9 @@ from torch.testing import assert_close
 from fmnist_ldm.course.notebook import notebook_preset, say_estimate
 from fmnist_ldm.data import CLASS_NAMES, LatentDataset, load_fashion_mnist, to_model_range, to_uint8
 from fmnist_ldm.course.diagram import pipeline_diagram
-from fmnist_ldm.diffusion import NoiseSchedule, ddim_step, ddpm_step
+from fmnist_ldm.diffusion import NoiseSchedule
+from fmnist_ldm.samplers.ddim import ddim_step
+from fmnist_ldm.samplers.ddpm import ddpm_step
 from fmnist_ldm.pipeline import Pipeline
 from fmnist_ldm.progress import progress
 from fmnist_ldm.sampling import DEFAULTS, sample
@@ -177,7 +179,7 @@ t = 500
 zt = sched.q_sample(z0s, torch.full((4,), t), eps)
 mean, var = posterior(z0s, zt, t)
 assert_close(mean + math.sqrt(var) * w, ddpm_step(sched, zt, z0s, t, lambda like: w))
-print("posterior sample == fmnist_ldm.diffusion.ddpm_step")
+print("posterior sample == fmnist_ldm.samplers.ddpm.ddpm_step")
 
 # %% [markdown]
 # ## The reverse model: the network's guess in place of $z_0$
@@ -495,7 +497,7 @@ for eta, t_next in ((0.0, 450), (1.0, 450), (1.0, t - 1)):
     assert_close(ddim(zt, t, t_next, z0_hat, eps_hat, eta, w),
                  ddim_step(sched, zt, z0_hat, eps_hat, t, t_next, eta, lambda like: w))
 assert_close(ddim(zt, t, t - 1, z0_hat, eps_hat, 1.0, w), ddpm_step(sched, zt, z0_hat, t, lambda like: w))
-print("DDIM step == fmnist_ldm.diffusion.ddim_step; with eta = 1 and one step, == ddpm_step")
+print("DDIM step == fmnist_ldm.samplers.ddim.ddim_step; with eta = 1 and one step, == ddpm_step")
 
 # %% [markdown]
 # A sampler chains such steps over a few timesteps from $T-1$ down to clean. `sched.timesteps(steps)`

@@ -25,11 +25,15 @@ from fmnist_ldm import train as T
 from fmnist_ldm import training_run as R
 from fmnist_ldm.config import preset
 from fmnist_ldm.data import LatentDataset
-from fmnist_ldm.diffusion import NoiseSchedule, ddim_step, ddpm_step, dpmpp2m_step, training_loss
+from fmnist_ldm.diffusion import NoiseSchedule, training_loss
+from fmnist_ldm.samplers.consistency import Consistency
+from fmnist_ldm.samplers.ddim import ddim_step
+from fmnist_ldm.samplers.ddpm import ddpm_step
+from fmnist_ldm.samplers.dpmpp2m import dpmpp2m_step
 from fmnist_ldm.distill import Trajectories, distill_loss
 from fmnist_ldm.metrics import Judge, judge_features
 from fmnist_ldm.pipeline import Pipeline
-from fmnist_ldm.sampling import consistency_sample, guided_denoiser, sample
+from fmnist_ldm.sampling import GuidedDenoiser, sample
 from fmnist_ldm.vae import DecoderGAN, PatchDiscriminator, Posterior, posteriors
 from fmnist_ldm.weights import build_unet, build_vae
 
@@ -230,10 +234,10 @@ def test_sampler_steps_and_the_guided_denoiser(on_device, cfg):
     with harness() as syncs:
         unet, schedule = build_unet(cfg).to(dev), NoiseSchedule()
         y, x = torch.tensor([3, 10]).to(dev), torch.randn(2, 4, 7, 7).to(dev)
-        guided_denoiser(unet, schedule, "v", y, 5.0)(x, 999)            # tables to the device once
+        GuidedDenoiser(unet, schedule, "v", y, 5.0)(x, 999)            # tables to the device once
         before = len(syncs) if syncs is not None else 0
         for guidance, interval in ((1.0, None), (5.0, None), (5.0, (300, 700))):
-            denoise = guided_denoiser(unet, schedule, "v", y, guidance, interval, conditional=True)
+            denoise = GuidedDenoiser(unet, schedule, "v", y, guidance, interval, conditional=True)
             x0, eps = denoise(x, 499)
             assert x0.shape == eps.shape == x.shape and x0.device.type == dev.type
         noise = D.PerImageNoise(0, range(2))
@@ -251,7 +255,7 @@ def test_sampler_steps_and_the_guided_denoiser(on_device, cfg):
         assert ddim_step(schedule, x, x0, eps, 499, 449, 1.0, noise).device.type == dev.type
         for run in (lambda: sample(denoise, schedule, x, "ddim", 5, 1.0, t_start=4, generator=noise),
                     lambda: sample(denoise, schedule, x, "ddpm", t_start=4, generator=noise),
-                    lambda: consistency_sample(denoise, schedule, x, [999, 749, 499, 249, 99, 0], noise)):
+                    lambda: sample(denoise, schedule, x, Consistency(schedule, noise, [999, 749, 499, 249, 99, 0, -1]), 6)):
             before = len(syncs) if syncs is not None else 0
             assert run().device.type == dev.type
             if syncs is not None:
