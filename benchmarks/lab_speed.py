@@ -65,13 +65,14 @@ def page_runs(url: str, threads: int, repeats: int) -> dict:
             student = click("distilled", 1)
             api = page.evaluate(f"window.lab.generate({{classes: new Array({N}).fill({CLASS})}}).then(r => r.ms)")
             status = page.text_content("#status")
+            drawn = full["stepsDrawn"]
             if i:
                 out["first step"].append(full["firstStepMs"] / 1e3)
                 out["whole run"].append(full["totalMs"] / 1e3)
                 out["student"].append(student["totalMs"] / 1e3)
                 out["API run"].append(api / 1e3)
         browser.close()
-    return {k: statistics.median(v) for k, v in out.items()} | {"status": status}
+    return {k: statistics.median(v) for k, v in out.items()} | {"status": f"{status}; {drawn} of 20 steps drawn"}
 
 
 def python_runs(repeats: int) -> dict:
@@ -104,7 +105,8 @@ def python_runs(repeats: int) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="WASM threads to try")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="WASM threads to try for the UNet "
+                    "(the decoder has a worker and a thread of its own)")
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -38,7 +38,7 @@ ORT_WEB_FILES = {   # what the page loads (WASM backend only), and their sha256
 }
 ORT_ENV = "FMNIST_ORT_WEB"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fmnist_ldm"
-PAGE_FILES = ("index.html", "lab.js", "samplers.js", "rng.js", "lab.css")
+PAGE_FILES = ("index.html", "lab.js", "samplers.js", "rng.js", "decoder-worker.js", "lab.css")
 HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
            "Cache-Control": "no-cache"}
 
