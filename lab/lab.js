@@ -137,10 +137,15 @@ function withDefaults(o = {}) {
            guidanceInterval: o.guidanceInterval === undefined ? d.guidance_interval : o.guidanceInterval };
 }
 
-/** One run. opts.onStep({i, steps, t, shown}) is called after each step is drawn. */
+/** One run. draw({i, steps, t, shown, traj, ms}), if given, is called for each step drawn. */
 async function run(options, draw = null) {
   const o = withDefaults(options), n = o.classes.length, randn = normalStream(o.seed);
   if (!(n >= 1)) throw new Error("classes: at least one image");
+  if (!o.classes.every((c) => Number.isInteger(c) && c >= 0 && c <= manifest.null_class))
+    throw new Error(`classes must be indices 0 to ${manifest.null_class} (${manifest.null_class} = none)`);
+  if (o.sampler !== "distilled" && !(Number.isInteger(o.steps) && o.steps >= 1 && o.steps <= sched.T))
+    throw new Error(`steps must be a whole number from 1 to ${sched.T}, not ${o.steps}`);
+  if (!(o.guidance >= 0)) throw new Error(`guidance must be >= 0 (1 = none), not ${o.guidance}`);
   let x = o.noise ? Float32Array.from(o.noise) : randn(n * per());
   if (x.length !== n * per()) throw new Error(`noise must hold n x ${shape().join(" x ")} = ${n * per()} values, not ${x.length}`);
   const sampler = makeSampler(o.sampler, sched, manifest, randn);
