@@ -127,6 +127,19 @@ def test_student_in_page_is_the_librarys(page, pipe):
     assert diff.max() <= 4 and diff.mean() < 0.05, (diff.max(), diff.mean())
 
 
+def test_seed_fixes_the_pictures_and_bad_options_are_refused(page):
+    """A seed gives the same images every time (the page's own RNG, not torch's), another seed
+    others; a bad option rejects with a message naming it."""
+    run = lambda seed: page.evaluate("s => window.lab.generate({classes: [1, 2], sampler: 'distilled', steps: 2,"
+                                     " seed: s}).then(r => Array.from(r.images))", seed)
+    first = run(11)
+    assert run(11) == first and run(12) != first
+    for bad, word in (("{classes: [11]}", "classes"), ("{classes: [1], steps: 0}", "steps"),
+                      ("{classes: [1], sampler: 'ddpm'}", "sampler"), ("{classes: [1], guidance: -1}", "guidance")):
+        message = page.evaluate(f"window.lab.generate({bad}).then(() => 'resolved', e => e.message)")
+        assert message.startswith(word), (bad, message)
+
+
 def test_page_draws_each_class_and_the_judge_agrees(page):
     """Through the page's controls: each class, N_CLASS_IMAGES images at the defaults; the grid on
     screen is what lab.generate returned, and the shipped judge (Python) names the class asked for."""
