@@ -325,7 +325,8 @@ def _add_lab(sub):
 
 
 def parser() -> OneLineParser:
-    """The command line: one sub-command each for train, sample, distill, figures, evaluate, train-judge."""
+    """The command line: one sub-command each for train, sample, distill, figures, export-onnx, lab,
+    evaluate, train-judge."""
     from .evaluate import add_parsers
     p = OneLineParser(prog="python -m fmnist_ldm", description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores)")
