@@ -48,11 +48,14 @@ class LabError(ValueError):
 
 
 def page_dir() -> Path:
-    """lab/ beside the package, in a checkout (an installed wheel does not carry it)."""
-    d = Path(__file__).resolve().parent.parent / "lab"
-    if not (d / "index.html").is_file():
-        raise LabError(f"the lab's page is not at {d}: run this from a checkout of the repository")
-    return d
+    """The page: lab/ beside the package in a checkout (or an editable install), fmnist_ldm/lab_page/
+    inside an installed wheel, which carries it as package data (as it carries the weights)."""
+    here = Path(__file__).resolve().parent
+    for d in (here.parent / "lab", here / "lab_page"):
+        if (d / "index.html").is_file():
+            return d
+    raise LabError(f"the lab's page is neither at {here.parent / 'lab'} nor at {here / 'lab_page'}: "
+                   "reinstall fmnist_ldm, or run this from a checkout of the repository")
 
 
 def _sha256(path: Path) -> str:

@@ -51,6 +51,7 @@ def test_wheel_install_samples_from_another_folder(wheel, tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site),
                     str(wheel)], check=True, timeout=300)
     assert (site / "fmnist_ldm" / "model" / "unet.safetensors").is_file()
+    assert (site / "fmnist_ldm" / "lab_page" / "index.html").is_file()              # the lab's page
     env = {**os.environ, "PYTHONPATH": str(site)}
     r = subprocess.run([sys.executable, "-m", "fmnist_ldm", "sample", "--n-per-class", "1", "--steps", "2",
                         "--out", "x.png"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
