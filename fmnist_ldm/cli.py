@@ -283,57 +283,18 @@ def _add_figures(sub):
     f.set_defaults(func=cmd_figures)
 
 
-def cmd_export_onnx(a):
-    from .export import export_onnx
-    manifest = export_onnx(a.dir, a.model_dir)
-    size = sum(g["bytes"] for g in manifest["graphs"].values())
-    print(f"wrote {len(manifest['graphs'])} ONNX graphs (opset {manifest['opset']}, {size / 1e6:.1f} MB) "
-          f"and manifest.json to {a.dir}")
-
-
-def _add_export(sub):
-    e = sub.add_parser("export-onnx", help="write the UNet, the student, the VAE's decoder and encoder and the "
-                                           "judge as ONNX files, with manifest.json (for the browser lab)")
-    e.add_argument("dir", help="the folder to write them into")
-    e.add_argument("--model-dir", default=str(MODEL_DIR))
-    e.set_defaults(func=cmd_export_onnx)
-
-
-def cmd_lab(a):
-    from .lab import main as lab
-    lab(port=a.port, open_browser=not a.no_browser, build=a.build, model_dir=a.model_dir)
-
-
-def _port(s):
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not a whole number") from None
-    if not 0 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0 to 65535 (0: any free one), not {v}")
-    return v
-
-
-def _add_lab(sub):
-    b = sub.add_parser("lab", help="the model in a browser page (ONNX Runtime Web): serve it on 127.0.0.1 and "
-                                   "open it, or write it as a static site (--build)")
-    b.add_argument("--port", type=_port, default=8035, help="the port on 127.0.0.1 (default 8035; 0: any free one)")
-    b.add_argument("--no-browser", action="store_true", help="serve, but do not open a browser")
-    b.add_argument("--build", metavar="DIR", help="write the static site into DIR and stop")
-    b.add_argument("--model-dir", default=str(MODEL_DIR))
-    b.set_defaults(func=cmd_lab)
-
-
 def parser() -> OneLineParser:
     """The command line: one sub-command each for train, sample, distill, figures, export-onnx, lab,
     evaluate, train-judge."""
     from .evaluate import add_parsers
+    from .lab_cli import add_parsers as add_lab_parsers
     p = OneLineParser(prog="python -m fmnist_ldm", description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for add in (_add_train, _add_sample, _add_distill, _add_figures, _add_export, _add_lab):
+    for add in (_add_train, _add_sample, _add_distill, _add_figures):
         add(sub)
     add_parsers(sub, _positive_int, MODEL_DIR, MODEL_DIR / "judge.safetensors")
+    add_lab_parsers(sub, MODEL_DIR)
     for command in sub.choices.values():
         command.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: $FMNIST_DEVICE, "
                                               "else cuda, then mps, then cpu)")

@@ -7,7 +7,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "fmnist_ldm"
 # The command line on top of the library: it may draw its grids and figures with the course's code.
 # fmnist_ldm/record.py is the short command `python -m fmnist_ldm.record` for course.record.
-COMMAND_LINE = {"cli", "evaluate", "__main__", "record"}
+COMMAND_LINE = {"cli", "evaluate", "lab_cli", "__main__", "record"}
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:
