@@ -95,12 +95,13 @@ show(pipe.generate([c for c in range(pipe.cfg.num_classes) for _ in range(6)], s
 # defaults buy in class accuracy, over 5,000 samples, is in the model card (`model/README.md`),
 # and notebook 06 measures it.
 #
-# **One guided step, by hand.** Here are the lines the library runs at every step, on the shipped UNet
+# **One guided step, by hand.** Here are the lines the library runs at a DDIM or DDPM step, on the shipped UNet
 # and a noisy latent at t = 499 (inside the guided interval): two UNet calls, the guidance
 # combination, the guess $(\hat z_0, \hat\varepsilon)$ from the guided $\hat v$ (notebook 04), then
 # one deterministic DDIM step to the next timestep (Song et al. eq. 12, $\eta = 0$) and one ancestral
 # DDPM step (Ho et al. eq. 6-7: sample the posterior $q(z_{t-1} \mid z_t, \hat z_0)$). Each is checked
-# against the library's `GuidedDenoiser`, `ddim_step` and `ddpm_step`, which every sampler here uses.
+# against the library's `GuidedDenoiser` (the guess that every sampler here steps from) and the DDIM and
+# DDPM samplers' steps, `ddim_step` and `ddpm_step` (one file each in `fmnist_ldm/samplers/`).
 # The library makes the two UNet calls one call on a doubled batch (the images with their class,
 # then with the null class): one call, two network passes per image. The sampler section counts both.
 

@@ -220,8 +220,16 @@ print(f"the moving average of eq. (1) went from {smooth[0]:.4f} to {smooth[-1]:.
 # %% [markdown]
 # ## Sampling in a few steps
 # The student's guess is meant to be a whole garment already, so one pass from pure noise gives an
-# image: the one-step sampler, by hand with the shipped student, checked against the library's
-# sampler for the student, `Consistency` (in `fmnist_ldm/samplers/consistency.py`, beside the others):
+# image: the one-step sampler, by hand with the shipped student, checked against the library's.
+#
+# How the library runs it: every sampler goes through one loop, `sample(denoise, schedule, x,
+# sampler, steps)` (notebook 04 ran it with DDPM and DDIM by name). `denoise(z, t)` returns the
+# network's guess $(\hat z_0, \hat\varepsilon)$; here it is `f`, the student's $v$ turned into that
+# guess by `S.split`, notebook 04's $v \to (\hat z_0, \hat\varepsilon)$. The sampler object says which
+# timesteps to visit and what one step does: `Consistency`, the student's sampler (in
+# `fmnist_ldm/samplers/consistency.py`, one file beside DDPM's, DDIM's and DPM-Solver++'s), visits
+# `steps` of the teacher's timesteps, `teacher_timesteps`, which the student's weights file records
+# (`hand.student_timesteps`).
 
 # %% tags=["nbval-check-output"]
 y = torch.tensor(classes)
@@ -229,7 +237,7 @@ noise = [torch.randn(10, *hand.shape, generator=torch.Generator().manual_seed(i)
 f = lambda z, t: S.split(hand.student(z, torch.full((10,), t), y), z, torch.full((10,), t), hand.cfg.prediction)
 with torch.no_grad():
     one_step = f(noise[0], 999)[0]                                 # one pass from pure noise at t = 999
-    assert_close(one_step, sample(f, S, noise[0], Consistency(S, teacher_timesteps=runs.timesteps), steps=1))
+    assert_close(one_step, sample(f, S, noise[0], Consistency(S, teacher_timesteps=hand.student_timesteps), steps=1))
 print("one step by hand == the library's Consistency sampler at one step")
 
 # %% [markdown]
@@ -238,18 +246,20 @@ print("one step by hand == the library's Consistency sampler at one step")
 #
 # $$z_{t} = \sqrt{\bar\alpha_{t}}\,\hat z_0 + \sqrt{1-\bar\alpha_{t}}\,\varepsilon,\quad \varepsilon\sim\mathcal N(0, I);\qquad \hat z_0 = f_\theta(z_{t}, t, y) \qquad (2)$$
 #
-# Each new state is less noisy than the last, so each guess keeps more of the one before and is
-# free to redraw only the details. That is the hope; each guess also brings its own error, so
-# whether more steps *help* is measured below, not assumed. The timesteps are the teacher's (the
-# only ones the student was trained on), spread evenly by `student_timesteps`. The library's
-# sampler at 4 steps, one garment per class: the states it visits (top) and its guess from each
-# (bottom). You write this loop yourself in Exercise 1.
+# Each new state is less noisy than the last, so the student sees more of its previous guess each
+# time. Whether it then refines that garment or draws another one, and whether more steps help at
+# all, is measured below, not assumed. The timesteps are the teacher's (the only ones the student
+# was trained on), spread evenly by `student_timesteps`. The second argument of `Consistency` is
+# where eq. (2)'s fresh noise comes from: here a function that hands out `noise[1]`, `noise[2]`,
+# `noise[3]` in turn (`noise[0]` is the start). The library's sampler at 4 steps, one garment per
+# class: the states it visits (top) and its guess from each (bottom). You write this loop yourself
+# in Exercise 1.
 
 # %%
-ts = student_timesteps(runs.timesteps, 4)
+ts = student_timesteps(hand.student_timesteps, 4)
 fresh = iter(noise[1:])
 with torch.no_grad():
-    student = Consistency(S, lambda like: next(fresh), teacher_timesteps=runs.timesteps)
+    student = Consistency(S, lambda like: next(fresh), teacher_timesteps=hand.student_timesteps)
     last, trace = sample(f, S, noise[0], student, steps=4, return_trajectory=True)
 sneaker = classes.index(7)
 show(to_uint8(hand.decode(torch.cat([trace["x"][:len(ts), sneaker], trace["x0"][:, sneaker]]))), len(ts),
