@@ -3,14 +3,13 @@ as tests/test_browser.py drives JupyterLab. The page's samplers against Pipeline
 starting noise; every class drawn and the shipped judge (Python) agreeing with the class asked for;
 the step slider; the settings in the URL; no console errors; the server's headers."""
 import os
-import shutil
 import urllib.request
 
 import numpy as np
 import pytest
 import torch
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from browsers import CHROMIUM, launch  # noqa: E402
 CI = bool(os.environ.get("CI"))
 if not CI:
     pytest.importorskip("onnx")
@@ -47,9 +46,7 @@ def site(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(site):
     with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        b = launch(p)
         yield b
         b.close()
 

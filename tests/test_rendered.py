@@ -13,7 +13,7 @@ import pytest
 
 from fmnist_ldm.course import record
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from browsers import CHROMIUM, launch  # noqa: E402
 pw = pytest.importorskip("playwright.sync_api") if not os.environ.get("CI") else __import__("playwright.sync_api").sync_api
 NOTEBOOKS = sorted(record.notebook_dir().glob("0*.ipynb"))
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,9 +58,7 @@ def browser():
             pytest.fail("Debian's chromium is missing: .ci/run must apt-get install chromium")
         pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
     with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        b = launch(p)
         yield b
         b.close()
 
