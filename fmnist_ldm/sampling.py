@@ -58,14 +58,15 @@ class GuidedDenoiser:
 
     def __call__(self, x: torch.Tensor, t: int):
         tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        if self.guides(t):
+        guided = self.guides(t)
+        if guided:
             both = self.model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([self.y, self.away]))
             cond, neg = both.float().chunk(2)
             out = neg + self.guidance * (cond - neg)
         else:
             out = self.model(x, tt, self.y).float()
         self.calls += 1
-        self.rows += x.shape[0] * (2 if self.guides(t) else 1)
+        self.rows += x.shape[0] * (2 if guided else 1)
         x0, eps = self.schedule.split(out, x, tt, self.prediction)
         self.finite.append((t, torch.isfinite(x0).all()))
         return x0, eps

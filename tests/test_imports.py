@@ -119,7 +119,7 @@ def test_the_layers():
     sampler_files = [m for m in g if m.startswith("samplers.")]
     assert {"samplers.ddpm", "samplers.ddim", "samplers.dpmpp2m", "samplers.consistency"} <= set(sampler_files)
     for module in sampler_files:
-        assert g[module] <= {"diffusion", "config", "samplers", "samplers.base"}, (module, g[module])
+        assert g[module] <= {"diffusion", "checks", "config", "samplers", "samplers.base"}, (module, g[module])
     assert "samplers" not in g["diffusion"]
     for module, deps in g.items():
         if module not in ("cli", "__main__"):

@@ -2,10 +2,9 @@
 guess. The loop that chains the steps is sampling.sample; guidance is sampling.GuidedDenoiser."""
 from __future__ import annotations
 
-import numbers
-
 import torch
 
+from ..checks import whole
 from ..diffusion import NoiseSchedule
 
 
@@ -39,8 +38,7 @@ class Sampler:
     def check_steps(self, steps, t_start: int | None = None) -> None:
         """A ValueError starting with "steps" unless `steps` is a step count it can take."""
         most, why = self.step_range(t_start)
-        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or not 1 <= steps <= most:
-            raise ValueError(f"steps must be a whole number from 1 to {most}{why}, not {steps!r}")
+        whole("steps", steps, 1, most, why)
 
     def timesteps(self, steps: int, t_start: int | None = None) -> list[int]:
         """The timesteps visited, from t_start (default T-1) down, then -1."""

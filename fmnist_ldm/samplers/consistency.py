@@ -3,17 +3,21 @@ distill.py, eq. 2). The student maps any state of the teacher's run straight to 
 ends; each further step noises that guess back to a later timestep and guesses again."""
 from __future__ import annotations
 
+from ..checks import whole
 from ..diffusion import noised
 from .base import Sampler
+
+
+def _learned(n: int) -> str:
+    """Why the student takes at most n steps, for the error messages."""
+    return f" for the distilled sampler (it learned the teacher's {n} timesteps)"
 
 
 def student_timesteps(teacher_ts: list[int], steps: int) -> list[int]:
     """`steps` of the teacher's timesteps (without its final -1), evenly by index from the first:
     1 -> [999], 2 -> [999, 499], 4 -> [999, 749, 499, 249] for the 20-step teacher."""
     n = len(teacher_ts) - 1
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= n:
-        raise ValueError(f"steps must be a whole number from 1 to {n} for the distilled sampler "
-                         f"(it learned the teacher's {n} timesteps), not {steps!r}")
+    whole("steps", steps, 1, n, _learned(n))
     return [teacher_ts[i * n // steps] for i in range(steps)]
 
 
@@ -36,7 +40,7 @@ class Consistency(Sampler):
 
     def step_range(self, t_start=None):
         n = len(self.teacher_timesteps) - 1
-        return n, f" for the distilled sampler (it learned the teacher's {n} timesteps)"
+        return n, _learned(n)
 
     def timesteps(self, steps, t_start=None):
         return student_timesteps(self.teacher_timesteps, steps) + [-1]
