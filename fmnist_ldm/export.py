@@ -50,7 +50,7 @@ class Decode(nn.Module):
         self.vae = vae
 
     def forward(self, z):
-        return self.vae.decode(z / self.vae.scale).clamp(-1, 1)
+        return self.vae.from_model_space(z).clamp(-1, 1)
 
 
 class Encode(nn.Module):
@@ -61,7 +61,7 @@ class Encode(nn.Module):
         self.vae = vae
 
     def forward(self, x):
-        return self.vae.encoder(x)[0] * self.vae.scale
+        return self.vae.to_model_space(x)
 
 
 class JudgeProbs(nn.Module):

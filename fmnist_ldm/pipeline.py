@@ -96,7 +96,7 @@ class Pipeline:
         if self.vae is None:
             return z.float().clamp(-1, 1).cpu()
         with autocast(self.device, self.cfg.bf16):
-            images = self.vae.decode(z.to(self.device) / self.vae.scale).float().cpu()
+            images = self.vae.from_model_space(z.to(self.device)).float().cpu()
         if not torch.isfinite(images).all():      # on the CPU already: no extra wait
             raise NonFiniteError(f"decoding gave NaN or inf pixels ({precision(self.device, self.cfg.bf16)} on "
                                  f"{self.device.type}): "
@@ -110,7 +110,7 @@ class Pipeline:
         if self.vae is None:
             return images.cpu()
         with autocast(self.device, self.cfg.bf16):
-            return (self.vae.encode(images.to(self.device)).mean.float() * self.vae.scale).cpu()
+            return self.vae.to_model_space(images.to(self.device)).float().cpu()
 
     @torch.no_grad()
     def reconstruct(self, images_uint8: torch.Tensor, batch: int = 1000) -> torch.Tensor:

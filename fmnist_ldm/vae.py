@@ -156,6 +156,15 @@ class VAE(nn.Module):
         """Unscaled latent [N,C,7,7] -> image [N,1,28,28] (roughly [-1,1]; clip before display)."""
         return self.decoder(z)
 
+    def to_model_space(self, x):
+        """Image -> what the diffusion model works on: the posterior mean times the latent scale
+        (in float32, also under bf16 autocast)."""
+        return self.encode(x).mean.float() * self.scale
+
+    def from_model_space(self, z):
+        """The diffusion model's latent -> image: unscaled, then decoded."""
+        return self.decode(z / self.scale)
+
     def forward(self, x, generator=None):
         posterior = self.encode(x)
         return self.decode(posterior.sample(generator)), posterior.mean, posterior.logvar
